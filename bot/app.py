@@ -1,0 +1,57 @@
+"""Bot and Dispatcher factories: the Bot API base URL comes from settings, routers per area."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+
+from bot.handlers import fallback, feedback, photo, start
+from bot.handlers.start import register_commands
+from bot.middlewares.user import UserMiddleware
+from bot.settings import BotSettings
+from storage.services import Services
+
+log = logging.getLogger(__name__)
+
+
+class MissingToken(RuntimeError):
+    pass
+
+
+def create_bot(settings: BotSettings) -> Bot:
+    if settings.bot_token is None:
+        raise MissingToken("BOT_TOKEN is not set")
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url.rstrip("/")))
+    return Bot(settings.bot_token.get_secret_value(), session=session,
+               default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+
+
+def create_dispatcher(services: Services, settings: BotSettings) -> Dispatcher:
+    dispatcher = Dispatcher(services=services, bot_settings=settings)
+    user_middleware = UserMiddleware(services)
+    dispatcher.message.outer_middleware(user_middleware)
+    dispatcher.callback_query.outer_middleware(user_middleware)
+    dispatcher.include_routers(start.router, photo.router, feedback.router, fallback.router)
+    dispatcher.startup.register(_on_startup)
+    return dispatcher
+
+
+async def _on_startup(bot: Bot) -> None:
+    me = await bot.get_me()
+    await bot.delete_webhook(drop_pending_updates=False)
+    await register_commands(bot)
+    log.info("bot.started username=%s id=%s", me.username, me.id)
+
+
+async def run_polling(services: Services, settings: BotSettings) -> None:
+    bot = create_bot(settings)
+    dispatcher = create_dispatcher(services, settings)
+    try:
+        await dispatcher.start_polling(bot, handle_signals=False, polling_timeout=20)
+    finally:
+        await bot.session.close()

@@ -1,0 +1,53 @@
+"""RecognitionResult → the message text a person reads (HTML, every gallery value escaped)."""
+
+from __future__ import annotations
+
+from html import escape
+
+from bot.locales import Texts
+from storage.schemas import LandmarkScore, RecognitionResult
+
+
+def landmark_name(landmark: LandmarkScore, language: str) -> str:
+    if language == "ru" and landmark.name_ru:
+        return landmark.name_ru
+    return landmark.name_en
+
+
+def _place(landmark: LandmarkScore, texts: Texts) -> str:
+    parts = [p for p in (landmark.city, landmark.country) if p]
+    return ", ".join(parts)
+
+
+def percent(probability: float) -> str:
+    value = 100 * probability
+    return f"{value:.1f}%" if value < 10 else f"{value:.0f}%"
+
+
+def render_result(result: RecognitionResult, texts: Texts, *, from_cache: bool = False) -> str:
+    lines: list[str] = []
+    best = result.best
+    if result.recognized and best is not None:
+        lines.append(texts("recognized_title", name=escape(landmark_name(best, texts.language))))
+        place = _place(best, texts)
+        if place:
+            lines.append(f"📍 {escape(place)}")
+        lines.append("")
+        lines.append(texts("candidates_header"))
+    else:
+        lines.append(texts("unrecognized_title"))
+        lines.append("")
+        lines.append(texts("uncertain_header"))
+    for rank, landmark in enumerate(result.landmarks[:5], start=1):
+        place = _place(landmark, texts)
+        suffix = f" — {escape(place)}" if place else ""
+        lines.append(f"{rank}. {escape(landmark_name(landmark, texts.language))}{suffix}: "
+                     f"<b>{percent(landmark.probability)}</b>")
+    lines.append("")
+    lines.append(texts("categories_header"))
+    for category in result.categories[:5]:
+        lines.append(f"• {escape(texts('cat_' + category.category))}: {percent(category.probability)}")
+    if from_cache:
+        lines.append("")
+        lines.append(f"<i>{texts('cached_note')}</i>")
+    return "\n".join(lines)

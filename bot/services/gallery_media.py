@@ -1,0 +1,41 @@
+"""Sending gallery photos: uploads once, then reuses Telegram's file_id forever."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot
+from aiogram.types import BufferedInputFile, Message
+from aiogram.utils.media_group import MediaGroupBuilder
+
+from storage.models import Photo
+from storage.services import Services
+
+log = logging.getLogger(__name__)
+
+
+async def send_gallery_photos(bot: Bot, services: Services, chat_id: int, photos: list[Photo],
+                              caption: str | None = None) -> list[Message]:
+    """One photo as sendPhoto, 2–10 as a media group; new file_ids are stored for next time."""
+    if not photos:
+        return []
+    media = []
+    for photo in photos[:10]:
+        if photo.telegram_file_id:
+            media.append(photo.telegram_file_id)
+        else:
+            data = services.photos.read(photo.path)
+            media.append(BufferedInputFile(data, filename=f"{photo.sha256[:16]}.jpg"))
+    if len(media) == 1:
+        messages = [await bot.send_photo(chat_id, media[0], caption=caption)]
+    else:
+        builder = MediaGroupBuilder(caption=caption)
+        for item in media:
+            builder.add_photo(media=item)
+        messages = await bot.send_media_group(chat_id, media=builder.build())
+    for photo, message in zip(photos, messages):
+        if not photo.telegram_file_id and message.photo:
+            await services.repos.remember_file_id(photo.id, message.photo[-1].file_id)
+    return messages
+
+

@@ -1,0 +1,286 @@
+"""`landmarks ...`: everything an operator does without Telegram."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.logs import configure_logging
+from cli.progress import progress_bar
+
+app = typer.Typer(help="Landmark recognition bot: data, index, evaluation, worker and bot.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+log = logging.getLogger("landmarks")
+
+
+@app.callback()
+def _setup(log_level: str = typer.Option(None, help="Log level (default: LOG_LEVEL or INFO).")) -> None:
+    configure_logging(log_level)
+
+
+# -- database ---------------------------------------------------------------------------------
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Apply migrations up to REVISION."""
+    from storage.migrate import upgrade
+
+    upgrade(revision)
+    console.print(f"database upgraded to {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str = typer.Argument(...)) -> None:
+    """Revert migrations down to REVISION (e.g. base)."""
+    from storage.migrate import downgrade
+
+    downgrade(revision)
+    console.print(f"database downgraded to {revision}")
+
+
+# -- gallery ----------------------------------------------------------------------------------
+async def _with_services(work):  # type: ignore[no-untyped-def]
+    from storage.services import Services
+    from storage.settings import StorageSettings
+
+    services = Services.create(StorageSettings())
+    try:
+        return await work(services)
+    finally:
+        await services.close()
+
+
+@app.command("import")
+def import_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False)) -> None:
+    """Import a dataset folder (images/<landmark_id>/..., landmarks.csv, optional split.csv)."""
+    from storage.dataset_import import import_dataset
+    from storage.migrate import upgrade
+
+    upgrade()
+
+    async def work(services):  # type: ignore[no-untyped-def]
+        with progress_bar() as update:
+            return await import_dataset(folder, services.repos, services.photos,
+                                        progress=lambda d, t: update("import photos", d, t))
+
+    report = asyncio.run(_with_services(work))
+    console.print(f"landmarks: {report.landmarks_added} added, {report.landmarks_updated} updated; "
+                  f"photos: {report.photos_added} added, {report.photos_skipped} already there, "
+                  f"{len(report.photos_rejected or [])} rejected")
+    for line in report.photos_rejected or []:
+        console.print(f"  rejected {line}")
+
+
+@app.command("index")
+def index_cmd() -> None:
+    """Embed the gallery, train the heads, build and activate a new index version."""
+    from ml.indexer import build_index
+    from ml.models.image_embedder import ImageEmbedder
+    from ml.models.local_features import LocalFeatureMatcher
+    from storage.migrate import upgrade
+
+    upgrade()
+
+    async def work(services):  # type: ignore[no-untyped-def]
+        with progress_bar() as update:
+            return await build_index(services.repos, services.photos, ImageEmbedder(), LocalFeatureMatcher(),
+                                     services.settings.index_dir, progress=lambda d, t: update("embed photos", d, t))
+
+    bundle = asyncio.run(_with_services(work))
+    stats = bundle.stats
+    console.print(f"index {bundle.version}: {stats['n_photos']} photos, {stats['n_landmarks']} landmarks, "
+                  f"{stats['images_per_second']} images/s, {stats['total_seconds']} s")
+    console.print(f"gallery leave-one-out: P@1 {stats['loo_p_at_1']}, accepted {stats['loo_accepted']}, "
+                  f"distractors rejected {stats['loo_distractor_rejection']}")
+
+
+@app.command("recognize")
+def recognize_cmd(photos: list[Path] = typer.Argument(..., exists=True, dir_okay=False),
+                  as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables.")) -> None:
+    """Recognise photos offline with the active index, as the bot would answer."""
+    from ml.index.bundle import IndexBundle
+    from ml.models.image_embedder import ImageEmbedder
+    from ml.models.local_features import LocalFeatureMatcher
+    from ml.recognize import Recognizer
+    from storage.images import decode_image
+
+    async def active(services):  # type: ignore[no-untyped-def]
+        return await services.repos.active_index()
+
+    row = asyncio.run(_with_services(active))
+    if row is None:
+        console.print("no index yet: run `landmarks import DIR` and `landmarks index`")
+        raise typer.Exit(1)
+    recognizer = Recognizer(ImageEmbedder(), LocalFeatureMatcher(), IndexBundle.load(Path(row.path)))
+    results = []
+    for path in photos:
+        result = recognizer.recognize(decode_image(path.read_bytes()))
+        results.append({"photo": str(path), **result.model_dump(mode="json")})
+        if not as_json:
+            _print_result(path, result)
+    if as_json:
+        print(json.dumps(results, ensure_ascii=False, indent=1))
+
+
+def _print_result(path: Path, result) -> None:  # type: ignore[no-untyped-def]
+    verdict = "recognised" if result.recognized else "NOT recognised (uncertain candidates)"
+    table = Table(title=f"{path.name}: {verdict}, {result.timings_ms.get('total', 0):.0f} ms")
+    for column in ("#", "landmark", "city, country", "probability", "cosine", "inliers"):
+        table.add_column(column)
+    for rank, lm in enumerate(result.landmarks, start=1):
+        table.add_row(str(rank), lm.name_en, ", ".join(p for p in (lm.city, lm.country) if p),
+                      f"{100 * lm.probability:.1f}%", f"{lm.similarity:.3f}", str(lm.inliers))
+    console.print(table)
+    console.print("categories: " + ", ".join(f"{c.category} {100 * c.probability:.1f}%" for c in result.categories))
+
+
+# -- evaluation -------------------------------------------------------------------------------
+@app.command("eval")
+def eval_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
+             json_path: Path = typer.Option(None, "--json", help="Write the metrics as JSON here.")) -> None:
+    """Run the dataset's protocol (index its gallery, send every query) in a temporary store."""
+    from ml.evaluate import evaluate
+
+    with progress_bar() as update:
+        report = asyncio.run(evaluate(folder, progress=update))
+    metrics = report.metrics()
+    table = Table(title=f"evaluation on {folder}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        table.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    if report.failures:
+        console.print(f"{len(report.failures)} failures:")
+        for failure in report.failures:
+            console.print(f"  {json.dumps(failure, ensure_ascii=False)}")
+    if json_path:
+        json_path.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+
+
+# -- processes --------------------------------------------------------------------------------
+def _stop_on_signals(stop) -> None:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+
+
+@app.command("worker")
+def worker_cmd() -> None:
+    """Run one ML worker against the shared queue (needs REDIS_URL to serve a separate bot)."""
+    from ml.worker import Worker
+    from storage.services import Services
+    from storage.settings import StorageSettings
+
+    async def main() -> None:
+        services = Services.create(StorageSettings())
+        worker = Worker(services)
+        _stop_on_signals(worker.stop)
+        try:
+            await worker.run()
+        finally:
+            await services.close()
+
+    asyncio.run(main())
+
+
+@app.command("bot")
+def bot_cmd() -> None:
+    """Run the Telegram bot alone (workers run separately; needs REDIS_URL)."""
+    from storage.settings import StorageSettings
+
+    if not StorageSettings().redis_url:
+        console.print("`landmarks bot` alone needs REDIS_URL to reach workers; use `landmarks run` for one process")
+        raise typer.Exit(2)
+    asyncio.run(_serve(with_worker=False))
+
+
+@app.command("run")
+def run_cmd(seed: bool = typer.Option(True, help="Import and index SEED_DATASET when the gallery is empty.")) -> None:
+    """Migrate, seed an empty gallery, then serve: bot + in-process worker, or bot + worker processes with Redis."""
+    from bot.settings import BotSettings
+    from storage.migrate import upgrade
+
+    if BotSettings().bot_token is None:
+        console.print(
+            "BOT_TOKEN is not set. Create a bot with @BotFather in Telegram (/newbot), then put the token in .env:\n"
+            "  BOT_TOKEN=123456:ABC...\n"
+            "To use a local Bot API server (telegram-bot-api) instead of api.telegram.org, also set\n"
+            "  TELEGRAM_API_URL=http://127.0.0.1:8081"
+        )
+        raise typer.Exit(2)
+    upgrade()
+    if seed:
+        _seed_if_empty()
+    asyncio.run(_serve(with_worker=True))
+
+
+def _seed_if_empty() -> None:
+    from storage.settings import StorageSettings
+
+    dataset = os.environ.get("SEED_DATASET") or str(Path("../shared/datasets/landmarks-dev"))
+
+    async def counts(services):  # type: ignore[no-untyped-def]
+        return await services.repos.count_gallery(), await services.repos.active_index()
+
+    (n_photos, _), active = asyncio.run(_with_services(counts))
+    if n_photos == 0 and Path(dataset).is_dir():
+        console.print(f"gallery is empty: importing {dataset}")
+        import_cmd(Path(dataset))
+        n_photos = 1
+    if n_photos and active is None:
+        index_cmd()
+    StorageSettings().ensure_dirs()
+
+
+async def _serve(with_worker: bool) -> None:
+    """Embedded mode runs the worker in this process; with Redis it starts worker processes."""
+    from bot.app import run_polling
+    from bot.settings import BotSettings
+    from storage.services import Services
+    from storage.settings import StorageSettings
+
+    storage_settings = StorageSettings()
+    services = Services.create(storage_settings)
+    children: list[asyncio.subprocess.Process] = []
+    tasks: list[asyncio.Task] = []
+    stop = asyncio.Event()
+    _stop_on_signals(stop.set)
+    try:
+        if with_worker and storage_settings.redis_url:
+            for _ in range(int(os.environ.get("WORKERS", "1"))):
+                children.append(await asyncio.create_subprocess_exec(sys.executable, "-m", "cli", "worker"))
+        elif with_worker:
+            from ml.worker import Worker
+
+            worker = Worker(services)
+            tasks.append(asyncio.create_task(worker.run(), name="worker"))
+        tasks.append(asyncio.create_task(run_polling(services, BotSettings()), name="bot"))
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stopper and task.exception():
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for child in children:
+            child.terminate()
+        for child in children:
+            await child.wait()
+        await services.close()
+
+
+def main() -> None:
+    app()

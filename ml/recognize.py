@@ -1,0 +1,127 @@
+"""photo → embed → search → verify shortlist → fuse with heads → calibrated answer.
+
+The same evidence function serves live queries and the leave-one-out calibration at
+index time, so the fitted fusion weights describe exactly what runs in production.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from ml.fusion import landmark_evidence, probabilities
+from ml.index.bundle import IndexBundle
+from ml.models.image_embedder import ImageEmbedder
+from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
+from storage.schemas import CATEGORIES, CategoryScore, LandmarkScore, RecognitionResult
+
+SEARCH_DEPTH = 256
+SHORTLIST = 10
+TOP_K = 5
+EXAMPLES = 3
+
+
+@dataclass
+class QueryEvidence:
+    classes: list[str]  # landmark ids, in the order of the rows below
+    evidence: np.ndarray  # [L, 3]
+    similarity: np.ndarray  # [L]
+    inliers: np.ndarray  # [L]
+    ranked_rows: list[int]  # gallery rows, most similar first (shortlist first)
+
+
+def gather_evidence(
+    bundle: IndexBundle,
+    matcher: LocalFeatureMatcher,
+    vector: np.ndarray,
+    local: LocalFeatures,
+    *,
+    exclude_rows: frozenset[int] = frozenset(),
+    head_log_proba: np.ndarray | None = None,
+    shortlist: int = SHORTLIST,
+) -> QueryEvidence:
+    """Evidence for every gallery landmark; `exclude_rows` and `head_log_proba` serve leave-out calibration."""
+    classes = bundle.landmark_head.classes
+    column = {name: i for i, name in enumerate(classes)}
+    scores, rows = bundle.vectors.search(vector[None, :], SEARCH_DEPTH + len(exclude_rows))
+    pairs = [(float(s), int(r)) for s, r in zip(scores[0], rows[0]) if r >= 0 and r not in exclude_rows]
+    floor = pairs[-1][0] if pairs else 0.0
+    similarity = np.full(len(classes), floor, dtype=np.float32)
+    seen: set[str] = set()
+    for score, row in pairs:
+        landmark = bundle.row_landmarks[row]
+        if landmark not in seen:
+            similarity[column[landmark]] = score
+            seen.add(landmark)
+    inliers = np.zeros(len(classes), dtype=np.float32)
+    for _, row in pairs[:shortlist]:
+        count = matcher.inliers(local, bundle.local[row])
+        col = column[bundle.row_landmarks[row]]
+        inliers[col] = max(inliers[col], count)
+    head = bundle.landmark_head.log_proba(vector[None, :])[0] if head_log_proba is None else head_log_proba
+    return QueryEvidence(classes, landmark_evidence(similarity, inliers, head), similarity, inliers,
+                         [row for _, row in pairs])
+
+
+class Recognizer:
+    """Holds the loaded models and the active index; `recognize` is blocking, call it off the event loop."""
+
+    def __init__(self, embedder: ImageEmbedder, matcher: LocalFeatureMatcher, bundle: IndexBundle) -> None:
+        self.embedder = embedder
+        self.matcher = matcher
+        self.bundle = bundle
+
+    def recognize(self, image: Image.Image) -> RecognitionResult:
+        started = time.perf_counter()
+        embedding = self.embedder.embed_one(image)
+        t_embed = time.perf_counter()
+        local = self.matcher.extract(image)
+        t_local = time.perf_counter()
+        found = gather_evidence(self.bundle, self.matcher, embedding.vector, local)
+        t_search = time.perf_counter()
+        result = self.answer(embedding.vector, found)
+        result.timings_ms = {
+            "embed": 1000 * (t_embed - started),
+            "local_features": 1000 * (t_local - t_embed),
+            "search_verify": 1000 * (t_search - t_local),
+            "total": 1000 * (time.perf_counter() - started),
+        }
+        return result
+
+    def answer(self, vector: np.ndarray, found: QueryEvidence) -> RecognitionResult:
+        bundle = self.bundle
+        p_landmarks, p_unknown = probabilities(found.evidence, bundle.fusion)
+        order = np.argsort(-p_landmarks)[:TOP_K]
+        landmarks = []
+        for i in order:
+            info = bundle.landmarks[found.classes[i]]
+            landmarks.append(LandmarkScore(
+                landmark_id=info.id, name_en=info.name_en, name_ru=info.name_ru, city=info.city,
+                country=info.country, category=info.category, lat=info.lat, lon=info.lon,
+                probability=float(p_landmarks[i]), similarity=float(found.similarity[i]),
+                inliers=int(found.inliers[i]),
+            ))
+        categories = self._categories(vector, found.classes, p_landmarks, p_unknown)
+        recognized = bool(landmarks) and landmarks[0].probability >= bundle.fusion.threshold
+        best = landmarks[0].landmark_id if landmarks else None
+        examples = [bundle.photo_ids[row] for row in found.ranked_rows if bundle.row_landmarks[row] == best]
+        return RecognitionResult(
+            recognized=recognized, landmarks=landmarks, categories=categories, unknown_probability=p_unknown,
+            example_photo_ids=examples[:EXAMPLES], index_version=bundle.version, model=bundle.model_id,
+        )
+
+    def _categories(
+        self, vector: np.ndarray, classes: list[str], p_landmarks: np.ndarray, p_unknown: float
+    ) -> list[CategoryScore]:
+        """P(category) = Σ P(landmark) over its landmarks + P(unknown) · category head."""
+        totals = dict.fromkeys(CATEGORIES, 0.0)
+        for landmark_id, p in zip(classes, p_landmarks):
+            totals[self.bundle.landmarks[landmark_id].category] += float(p)
+        head = self.bundle.category_head
+        for category, p in zip(head.classes, head.proba(vector[None, :])[0]):
+            totals[category] += p_unknown * float(p)
+        ranked = sorted(totals.items(), key=lambda item: -item[1])[:TOP_K]
+        return [CategoryScore(category=c, probability=p) for c, p in ranked]

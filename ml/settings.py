@@ -1,0 +1,15 @@
+"""Worker settings: how it batches and how often it looks for a new index version."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    worker_batch_size: int = Field(default=8, description="Most jobs taken from the queue at once.")
+    worker_poll_timeout_s: float = Field(default=1.0, description="How long one queue read blocks.")
+    worker_torch_threads: int = Field(default=0, description="torch CPU threads; 0 keeps torch's default.")
+    index_check_interval_s: float = Field(default=2.0, description="How often a worker checks for a new index.")

@@ -1,0 +1,110 @@
+"""The ML worker: takes jobs from the queue, runs the models off the event loop, answers.
+
+Models load once per process. The active index version is re-read from the database
+every few seconds and a new version is loaded beside the old one, then swapped in with
+a single assignment: jobs in flight finish on the version they started with, and every
+answer carries the version it came from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from ml.index.bundle import IndexBundle
+from ml.models.image_embedder import ImageEmbedder
+from ml.models.local_features import LocalFeatureMatcher
+from ml.recognize import Recognizer
+from ml.settings import WorkerSettings
+from storage.cache import result_key
+from storage.images import ImageRejected, decode_image
+from storage.queue import Delivery
+from storage.schemas import JobResult
+from storage.services import Services
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, services: Services, settings: WorkerSettings | None = None) -> None:
+        self.services = services
+        self.settings = settings or WorkerSettings()
+        if self.settings.worker_torch_threads:
+            torch.set_num_threads(self.settings.worker_torch_threads)
+        self.embedder = ImageEmbedder()
+        self.matcher = LocalFeatureMatcher()
+        self.recognizer: Recognizer | None = None
+        self._checked_at = 0.0
+        self._stopping = asyncio.Event()
+
+    async def load(self) -> None:
+        started = time.perf_counter()
+        await asyncio.to_thread(self.embedder.load)
+        await asyncio.to_thread(self.matcher.load)
+        await self.refresh_index(force=True)
+        log.info("worker.loaded seconds=%.2f index=%s", time.perf_counter() - started,
+                 self.recognizer.bundle.version if self.recognizer else None)
+
+    async def refresh_index(self, force: bool = False) -> None:
+        """Load the active version if it changed; the old one keeps serving until then."""
+        if not force and time.monotonic() - self._checked_at < self.settings.index_check_interval_s:
+            return
+        self._checked_at = time.monotonic()
+        row = await self.services.repos.active_index()
+        if row is None or (self.recognizer and self.recognizer.bundle.version == row.version):
+            return
+        bundle = await asyncio.to_thread(IndexBundle.load, Path(row.path))
+        if bundle.model_id != self.embedder.model_id:
+            log.error("worker.index_model_mismatch index=%s model=%s worker=%s", row.version, bundle.model_id,
+                      self.embedder.model_id)
+            return
+        self.recognizer = Recognizer(self.embedder, self.matcher, bundle)
+        log.info("worker.index_swapped version=%s photos=%d", bundle.version, len(bundle.photo_ids))
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        await self.load()
+        queue = self.services.queue
+        while not self._stopping.is_set():
+            deliveries = await queue.consume(self.settings.worker_batch_size, self.settings.worker_poll_timeout_s)
+            await self.refresh_index()
+            for delivery in deliveries:
+                await self.handle(delivery)
+
+    async def handle(self, delivery: Delivery) -> None:
+        job = delivery.job
+        started = time.perf_counter()
+        if job.kind == "ping":
+            result = JobResult(job_id=job.id, ok=True)
+        else:
+            result = await self._recognize(delivery)
+        await self.services.queue.complete(delivery, result)
+        log.info("worker.job_done job=%s kind=%s ok=%s ms=%.0f", job.id, job.kind, result.ok,
+                 1000 * (time.perf_counter() - started))
+
+    async def _recognize(self, delivery: Delivery) -> JobResult:
+        job = delivery.job
+        recognizer = self.recognizer
+        if recognizer is None:
+            await self.refresh_index(force=True)
+            recognizer = self.recognizer
+        if recognizer is None:
+            return JobResult(job_id=job.id, ok=False, error="no index has been built", error_code="no_index")
+        try:
+            image = await asyncio.to_thread(decode_image, job.image_bytes())
+            result = await asyncio.to_thread(recognizer.recognize, image)
+        except ImageRejected as exc:
+            return JobResult(job_id=job.id, ok=False, error=str(exc), error_code="bad_image")
+        except Exception as exc:  # an answer must go back even when a model breaks
+            log.exception("worker.job_failed job=%s", job.id)
+            return JobResult(job_id=job.id, ok=False, error=type(exc).__name__, error_code="internal")
+        settings = self.services.settings
+        await self.services.cache.set(result_key(result.index_version or "", job.payload["sha256"]),
+                                      result.model_dump_json(), settings.cache_ttl_s)
+        return JobResult(job_id=job.id, ok=True, result=result)

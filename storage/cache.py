@@ -1,0 +1,72 @@
+"""Result cache: Redis with a TTL when REDIS_URL is set, a bounded in-memory LRU otherwise.
+
+Keys carry the index version, so answers of an old index stop being served the moment a
+new version becomes active.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+
+from redis.asyncio import Redis
+
+
+class Cache(ABC):
+    @abstractmethod
+    async def get(self, key: str) -> str | None: ...
+
+    @abstractmethod
+    async def set(self, key: str, value: str, ttl_s: int) -> None: ...
+
+    async def close(self) -> None:
+        return None
+
+
+class MemoryCache(Cache):
+    def __init__(self, max_items: int = 10_000) -> None:
+        self._items: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self.max_items = max_items
+
+    async def get(self, key: str) -> str | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        expires, value = item
+        if expires < time.monotonic():
+            self._items.pop(key, None)
+            return None
+        self._items.move_to_end(key)
+        return value
+
+    async def set(self, key: str, value: str, ttl_s: int) -> None:
+        self._items[key] = (time.monotonic() + ttl_s, value)
+        self._items.move_to_end(key)
+        while len(self._items) > self.max_items:
+            self._items.popitem(last=False)
+
+
+class RedisCache(Cache):
+    def __init__(self, redis: Redis, prefix: str = "landmarks") -> None:
+        self.redis = redis
+        self.prefix = f"{prefix}:cache:"
+
+    async def get(self, key: str) -> str | None:
+        value = await self.redis.get(self.prefix + key)
+        return value.decode() if isinstance(value, bytes) else value
+
+    async def set(self, key: str, value: str, ttl_s: int) -> None:
+        await self.redis.set(self.prefix + key, value, ex=ttl_s)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def result_key(index_version: str, sha256: str) -> str:
+    return f"result:{index_version}:{sha256}"
+
+
+def file_key(file_unique_id: str) -> str:
+    """Telegram's file_unique_id → content hash, so a re-sent photo needs no download."""
+    return f"file:{file_unique_id}"

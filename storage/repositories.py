@@ -1,0 +1,145 @@
+"""Data access the handlers, the importer and the indexer call; no SQL outside this module."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models import Feedback, IndexVersion, Landmark, Photo, Recognition, User
+
+
+@dataclass(frozen=True)
+class GalleryPhoto:
+    """What the indexer needs of a photo, detached from the session."""
+
+    id: int
+    sha256: str
+    landmark_id: str | None
+    path: str
+
+
+class Repositories:
+    """One entry point over a session factory; each method is its own short transaction."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    # -- landmarks and photos --------------------------------------------------------------
+    async def upsert_landmark(self, **fields: object) -> bool:
+        """Insert or update a landmark; returns True when it was new."""
+        async with self.sessions.begin() as session:
+            existing = await session.get(Landmark, fields["id"])
+            if existing is None:
+                session.add(Landmark(**fields))
+                return True
+            for key, value in fields.items():
+                setattr(existing, key, value)
+            return False
+
+    async def get_landmarks(self, ids: list[str] | None = None) -> dict[str, Landmark]:
+        async with self.sessions() as session:
+            query = select(Landmark)
+            if ids is not None:
+                query = query.where(Landmark.id.in_(ids))
+            return {row.id: row for row in (await session.scalars(query)).all()}
+
+    async def photo_exists(self, sha256: str) -> bool:
+        async with self.sessions() as session:
+            return (await session.scalar(select(Photo.id).where(Photo.sha256 == sha256))) is not None
+
+    async def add_photo(self, **fields: object) -> bool:
+        """Store a photo unless its content is already there; returns True when added."""
+        async with self.sessions.begin() as session:
+            if await session.scalar(select(Photo.id).where(Photo.sha256 == fields["sha256"])) is not None:
+                return False
+            session.add(Photo(**fields))
+            return True
+
+    async def gallery_photos(self) -> list[GalleryPhoto]:
+        async with self.sessions() as session:
+            rows = await session.scalars(select(Photo).where(Photo.role.in_(("gallery", "distractor"))).order_by(Photo.id))
+            return [GalleryPhoto(p.id, p.sha256, p.landmark_id, p.path) for p in rows.all()]
+
+    async def count_gallery(self) -> tuple[int, int]:
+        """(photos of landmarks, landmarks with photos)."""
+        async with self.sessions() as session:
+            n_photos = await session.scalar(
+                select(func.count(Photo.id)).where(Photo.role == "gallery", Photo.landmark_id.is_not(None))
+            )
+            n_landmarks = await session.scalar(
+                select(func.count(func.distinct(Photo.landmark_id))).where(Photo.landmark_id.is_not(None))
+            )
+            return int(n_photos or 0), int(n_landmarks or 0)
+
+    async def example_photos(self, landmark_id: str, limit: int, exclude: list[int] | None = None) -> list[Photo]:
+        async with self.sessions() as session:
+            query = select(Photo).where(Photo.landmark_id == landmark_id, Photo.role == "gallery")
+            if exclude:
+                query = query.where(Photo.id.not_in(exclude))
+            rows = await session.scalars(query.order_by(Photo.id).limit(limit))
+            return list(rows.all())
+
+    async def photos_by_ids(self, ids: list[int]) -> list[Photo]:
+        """Photos in the order of `ids` (the order of relevance the worker chose)."""
+        if not ids:
+            return []
+        async with self.sessions() as session:
+            rows = {p.id: p for p in (await session.scalars(select(Photo).where(Photo.id.in_(ids)))).all()}
+            return [rows[i] for i in ids if i in rows]
+
+    async def remember_file_id(self, photo_id: int, file_id: str) -> None:
+        """Telegram gives a file_id for an upload; reusing it spares the next upload."""
+        async with self.sessions.begin() as session:
+            await session.execute(update(Photo).where(Photo.id == photo_id).values(telegram_file_id=file_id))
+
+    # -- index versions -------------------------------------------------------------------
+    async def add_index_version(self, *, activate: bool, **fields: object) -> None:
+        """Record a built index and, in the same transaction, make it the one readers use."""
+        async with self.sessions.begin() as session:
+            if activate:
+                await session.execute(update(IndexVersion).values(active=False))
+            session.add(IndexVersion(active=activate, **fields))
+
+    async def active_index(self) -> IndexVersion | None:
+        async with self.sessions() as session:
+            return await session.scalar(
+                select(IndexVersion).where(IndexVersion.active.is_(True)).order_by(IndexVersion.id.desc()).limit(1)
+            )
+
+    # -- users, recognitions, feedback -----------------------------------------------------
+    async def touch_user(self, user_id: int, *, username: str | None, first_name: str | None, language: str) -> None:
+        async with self.sessions.begin() as session:
+            user = await session.get(User, user_id)
+            now = datetime.now(timezone.utc)
+            if user is None:
+                session.add(User(id=user_id, username=username, first_name=first_name, language=language,
+                                 first_seen=now, last_seen=now))
+            else:
+                user.username, user.first_name, user.language, user.last_seen = username, first_name, language, now
+
+    async def add_recognition(self, **fields: object) -> int:
+        async with self.sessions.begin() as session:
+            row = Recognition(**fields)
+            session.add(row)
+            await session.flush()
+            return row.id
+
+    async def get_recognition(self, recognition_id: int) -> Recognition | None:
+        async with self.sessions() as session:
+            return await session.get(Recognition, recognition_id)
+
+    async def add_feedback(self, recognition_id: int, user_id: int, is_correct: bool) -> bool:
+        """Store a verdict once per user and recognition; a second press changes it."""
+        async with self.sessions.begin() as session:
+            existing = await session.scalar(
+                select(Feedback).where(Feedback.recognition_id == recognition_id, Feedback.user_id == user_id)
+            )
+            if existing is not None:
+                changed = existing.is_correct != is_correct
+                existing.is_correct = is_correct
+                return changed
+            session.add(Feedback(recognition_id=recognition_id, user_id=user_id, is_correct=is_correct))
+            return True

@@ -1,0 +1,88 @@
+"""Messages that cross the queue between the bot and the ML worker.
+
+Plain pydantic, no torch and no aiogram, so both sides import them and nothing else of
+each other.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+CATEGORIES: tuple[str, ...] = (
+    "church", "palace", "museum", "monument", "tower", "bridge", "square", "theater",
+    "university", "civic_building", "other",
+)
+"""Kinds of place the bot names; dataset spellings such as "theatre" are normalised onto these."""
+
+_CATEGORY_ALIASES = {"theatre": "theater", "civic building": "civic_building", "civic": "civic_building"}
+
+
+def normalise_category(value: str | None) -> str:
+    key = (value or "other").strip().lower()
+    key = _CATEGORY_ALIASES.get(key, key).replace(" ", "_")
+    return key if key in CATEGORIES else "other"
+
+
+class Job(BaseModel):
+    """A unit of work for the worker; `payload` depends on `kind`."""
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    kind: Literal["recognize", "ping"] = "recognize"
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def recognize(cls, image: bytes, sha256: str) -> Job:
+        return cls(kind="recognize", payload={"image_b64": base64.b64encode(image).decode(), "sha256": sha256})
+
+    def image_bytes(self) -> bytes:
+        return base64.b64decode(self.payload["image_b64"])
+
+
+class LandmarkScore(BaseModel):
+    landmark_id: str
+    name_en: str
+    name_ru: str | None = None
+    city: str | None = None
+    country: str | None = None
+    category: str = "other"
+    lat: float | None = None
+    lon: float | None = None
+    probability: float
+    similarity: float = 0.0
+    inliers: int = 0
+
+
+class CategoryScore(BaseModel):
+    category: str
+    probability: float
+
+
+class RecognitionResult(BaseModel):
+    """What the worker answers; the bot renders it and the cache stores it as is."""
+
+    recognized: bool
+    landmarks: list[LandmarkScore]
+    categories: list[CategoryScore]
+    unknown_probability: float
+    example_photo_ids: list[int] = Field(default_factory=list)
+    index_version: str | None = None
+    model: str | None = None
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+    @property
+    def best(self) -> LandmarkScore | None:
+        return self.landmarks[0] if self.landmarks else None
+
+
+class JobResult(BaseModel):
+    """Envelope on the way back: either a result or an error the bot can explain."""
+
+    job_id: str
+    ok: bool
+    result: RecognitionResult | None = None
+    error: str | None = None
+    error_code: Literal["no_index", "bad_image", "internal", "timeout"] | None = None

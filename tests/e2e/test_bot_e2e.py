@@ -1,0 +1,241 @@
+"""End to end: the real bot and worker processes, polling the Bot API emulator over HTTP.
+
+Runs twice: on the embedded defaults (`landmarks run`: SQLite, in-process queue, seeded from
+the dataset at start) and as in production (PostgreSQL, Redis Streams, `landmarks bot` plus
+two `landmarks worker` processes). Every query photo of the dev set goes in as a user's photo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytest_asyncio
+from PIL import Image
+
+from bot.locales import Texts
+from tests.conftest import FIGURES, POSTGRES_ADMIN_URL, REDIS_URL, _admin
+from tests.e2e.harness import Reply, System, read_landmarks, read_queries
+from tests.telegram_emulator import FakeUser, TelegramEmulator
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+EN = Texts("en")
+RU = Texts("ru")
+PERCENT = re.compile(r"(\d+(?:\.\d+)?)%")
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module", params=["embedded", "redis_postgres"])
+async def system(request, dataset: Path, tmp_path_factory):  # type: ignore[no-untyped-def]
+    mode = request.param
+    emulator = TelegramEmulator()
+    await emulator.start()
+    data_dir = tmp_path_factory.mktemp(f"data-{mode}")
+    database = prefix = None
+    if mode == "embedded":
+        system = System(emulator, {"DATA_DIR": str(data_dir), "SEED_DATASET": str(dataset)}, data_dir)
+        system.start("run", "run")
+    else:
+        database = f"landmarks_e2e_{uuid.uuid4().hex[:8]}"
+        await _admin(f'CREATE DATABASE "{database}"')
+        prefix = f"landmarks-e2e-{uuid.uuid4().hex[:8]}"
+        env = {"DATA_DIR": str(data_dir), "QUEUE_NAME": prefix, "REDIS_URL": REDIS_URL,
+               "DATABASE_URL": POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{database}"}
+        system = System(emulator, env, data_dir)
+        await asyncio.to_thread(system.cli, "db", "upgrade")
+        await asyncio.to_thread(system.cli, "import", str(dataset))
+        await asyncio.to_thread(system.cli, "index")
+        system.start("worker-1", "worker")
+        system.start("worker-2", "worker")
+        system.start("bot", "bot")
+    try:
+        await system.wait_started()
+        system.mode = mode  # type: ignore[attr-defined]
+        yield system
+    finally:
+        system.stop()
+        await emulator.stop()
+        if database:
+            await _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        if prefix:
+            from redis.asyncio import Redis
+
+            redis = Redis.from_url(REDIS_URL)
+            keys = [key async for key in redis.scan_iter(f"{prefix}:*")]
+            if keys:
+                await redis.delete(*keys)
+            await redis.aclose()
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _png(size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", size, 0).save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def _candidate_names(text: str) -> list[str]:
+    return [line.split(". ", 1)[1].split(" — ")[0].split(":")[0] for line in text.splitlines()
+            if re.match(r"^\d\. ", line)]
+
+
+def _percentages(text: str, header: str, stop: str) -> list[float]:
+    section = text.split(header, 1)[1].split(stop, 1)[0]
+    return [float(v) for v in PERCENT.findall(section)]
+
+
+async def test_commands_are_registered_in_both_languages(system: System) -> None:
+    registered = system.emulator.commands
+    assert {key[1] for key in registered} >= {"en", "ru", ""}
+    assert [c["command"] for c in system.emulator.commands_for("default", "ru")] == ["start", "help"]
+    assert system.emulator.commands_for("default", "ru")[0]["description"] == RU("cmd_start")
+
+
+async def test_start_and_help(system: System) -> None:
+    user = FakeUser(id=1001, language_code="en")
+    assert (await system.ask_text(user, "/start")).text == EN("start")
+    assert (await system.ask_text(user, "/help")).text == EN("help")
+    russian = FakeUser(id=1002, language_code="ru")
+    assert (await system.ask_text(russian, "/help")).text == RU("help")
+    german = FakeUser(id=1003, language_code="de")
+    assert (await system.ask_text(german, "/start")).text == EN("start")
+
+
+async def test_every_query_photo_of_the_dev_set(system: System, dataset: Path) -> None:
+    landmarks = read_landmarks(dataset)
+    user = FakeUser(id=2001, language_code="en")
+    correct = landmark_queries = rejected_distractors = distractors = false_rejections = 0
+    seconds: list[float] = []
+    for path, expected in read_queries(dataset):
+        reply = await system.ask_photo(user, path.read_bytes())
+        seconds.append(reply.seconds)
+        _check_answer_shape(reply, landmarks)
+        recognised = reply.media_group is not None
+        names = _candidate_names(reply.text)
+        if expected is None:
+            distractors += 1
+            rejected_distractors += int(not recognised)
+            continue
+        landmark_queries += 1
+        false_rejections += int(not recognised)
+        correct += int(names[0] == landmarks[expected]["name_en"])
+        if recognised and names[0] == landmarks[expected]["name_en"]:
+            assert reply.text.startswith(f"🏛 <b>{landmarks[expected]['name_en']}</b>")
+            if landmarks[expected]["lat"]:
+                assert reply.venue is not None, f"no venue for {expected}"
+                assert reply.venue.params["latitude"] == pytest.approx(float(landmarks[expected]["lat"]))
+    p50, p95 = np.percentile(seconds, [50, 95])
+    FIGURES.append(f"e2e [{system.mode}] photo → answer through the emulator: p50 {p50 * 1000:.0f} ms, "
+                   f"p95 {p95 * 1000:.0f} ms over {len(seconds)} photos; top-1 {correct}/{landmark_queries}, "
+                   f"distractors rejected {rejected_distractors}/{distractors}, "
+                   f"landmarks rejected {false_rejections}/{landmark_queries}")
+    assert correct / landmark_queries >= 0.85
+    assert rejected_distractors / distractors >= 0.80
+    assert false_rejections / landmark_queries <= 0.15
+
+
+def _check_answer_shape(reply: Reply, landmarks: dict[str, dict]) -> None:
+    text = reply.text
+    assert reply.message.params.get("parse_mode") == "HTML"
+    candidates = _candidate_names(text)
+    assert len(candidates) == 5
+    assert set(candidates) <= {row["name_en"] for row in landmarks.values()}
+    header = EN("candidates_header") if reply.media_group is not None else EN("uncertain_header")
+    assert header in text
+    landmark_p = _percentages(text, header, EN("categories_header"))
+    category_p = _percentages(text, EN("categories_header"), "\n\n")
+    assert len(landmark_p) == 5 and len(category_p) == 5
+    assert sum(landmark_p) <= 100.5 and sum(category_p) <= 100.5
+    assert landmark_p == sorted(landmark_p, reverse=True)
+    callbacks = [b["callback_data"] for b in reply.buttons]
+    assert any(c.startswith("fb:") and c.endswith(":1") for c in callbacks)
+    assert any(c.startswith("fb:") and c.endswith(":0") for c in callbacks)
+    if reply.media_group is not None:
+        assert any(c.startswith("more:") for c in callbacks)
+        assert reply.media_group.method == "sendMediaGroup"
+        assert len(reply.media_group.params["media"]) == 3
+    else:
+        assert text.startswith(EN("unrecognized_title"))
+
+
+async def test_same_photo_again_is_answered_from_the_cache(system: System, dataset: Path) -> None:
+    user = FakeUser(id=3001, language_code="en")
+    path, _ = next(q for q in read_queries(dataset) if q[1] == "notre_dame")
+    first = await system.ask_photo(user, path.read_bytes())
+    second = await system.ask_photo(user, path.read_bytes())
+    assert EN("cached_note") in second.text
+    assert _candidate_names(first.text) == _candidate_names(second.text)
+    # the second answer reuses the gallery photos' Telegram file_ids instead of uploading them again
+    assert not second.media_group.files
+
+
+async def test_russian_user_gets_russian_names(system: System, dataset: Path) -> None:
+    landmarks = read_landmarks(dataset)
+    user = FakeUser(id=3002, language_code="ru")
+    path, expected = next(q for q in read_queries(dataset) if q[1] == "st_basils_cathedral")
+    reply = await system.ask_photo(user, path.read_bytes())
+    assert reply.text.startswith(f"🏛 <b>{landmarks[expected]['name_ru']}</b>")
+    assert RU("categories_header") in reply.text
+    assert reply.venue.params["title"] == landmarks[expected]["name_ru"]
+
+
+async def test_feedback_and_more_photos_buttons(system: System, dataset: Path) -> None:
+    user = FakeUser(id=3003, language_code="en")
+    path, _ = next(q for q in read_queries(dataset) if q[1] == "les_invalides")
+    reply = await system.ask_photo(user, path.read_bytes())
+    sent = system.emulator.sent_to(user.id)
+    answer = next(m for m in sent if m["message_id"] == reply.message.result["message_id"])
+    right = next(b["callback_data"] for b in reply.buttons if b["callback_data"].endswith(":1"))
+    mark = system.emulator.mark()
+    system.emulator.user_presses_button(user, answer, right)
+    call = await system.emulator.wait_for(lambda c: c.method == "answerCallbackQuery", 30, after=mark)
+    assert call.params["text"] == EN("feedback_thanks_right")
+    more = next(b["callback_data"] for b in reply.buttons if b["callback_data"].startswith("more:"))
+    mark = system.emulator.mark()
+    system.emulator.user_presses_button(user, answer, more)
+    group = await system.emulator.wait_for(
+        lambda c: c.method in ("sendMediaGroup", "sendPhoto") and c.params["chat_id"] == user.id, 30, after=mark)
+    assert group.ok
+
+
+async def test_bad_input_gets_a_clear_reply(system: System, dataset: Path) -> None:
+    emulator = system.emulator
+    user = FakeUser(id=4001, language_code="en")
+    photo = next(path for path, expected in read_queries(dataset) if expected)
+    data = photo.read_bytes()
+    cases = [
+        ("not an image document",
+         lambda: emulator.user_sends_document(user, b"%PDF-1.4 hello", "report.pdf", "application/pdf"),
+         "not_image_document"),
+        ("image-typed file that is not an image",
+         lambda: emulator.user_sends_document(user, b"plain text, not pixels", "fake.jpg", "image/jpeg"),
+         "not_image_document"),
+        ("truncated JPEG", lambda: emulator.user_sends_document(user, data[: len(data) // 2], "cut.jpg",
+                                                                "image/jpeg"), "corrupt_image"),
+        ("over 40 megapixels", lambda: emulator.user_sends_document(user, _png((8000, 5100)), "huge.png",
+                                                                    "image/png"), "too_many_pixels"),
+        ("decompression bomb", lambda: emulator.user_sends_document(user, _png((30000, 30000)), "bomb.png",
+                                                                    "image/png"), "too_many_pixels"),
+        ("file over 20 MB", lambda: emulator.user_sends_document(user, data, "big.jpg", "image/jpeg",
+                                                                 file_size=25 * 1024 * 1024), "file_too_large"),
+        ("sticker", lambda: emulator.user_sends_sticker(user), "not_a_photo"),
+        ("video", lambda: emulator.user_sends_video(user), "not_a_photo"),
+        ("plain text", lambda: emulator.user_sends_text(user, "hello, what can you do?"), "hint_text"),
+    ]
+    for name, inject, key in cases:
+        reply = await system.ask(user, inject)
+        assert reply.text == EN(key), name
+    unknown = await system.ask_text(user, "/nosuchcommand")
+    assert unknown.text == EN("unknown_command") + EN("help")
+    # nothing crashed: a real photo is still answered
+    assert len(_candidate_names((await system.ask_photo(user, data)).text)) == 5

@@ -1,0 +1,31 @@
+"""`landmarks eval` on the dev set: the issue's bars, read from the command's own JSON."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import FIGURES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_eval_meets_the_bars(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    subprocess.run([sys.executable, "-m", "cli", "eval", str(dataset), "--json", str(out)], cwd=ROOT, check=True,
+                   timeout=1800)
+    metrics = json.loads(out.read_text())
+    FIGURES.append("landmarks eval (dev set): " + ", ".join(
+        f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
+    with open(dataset / "split.csv", encoding="utf-8") as handle:
+        queries = [r for r in csv.DictReader(handle) if r["role"] == "query"]
+    assert metrics["n_landmark_queries"] == sum(1 for r in queries if r["landmark_id"])
+    assert metrics["n_distractor_queries"] == sum(1 for r in queries if not r["landmark_id"])
+    assert metrics["landmark_p_at_1"] >= 0.85
+    assert metrics["landmark_p_at_5"] >= 0.95
+    assert metrics["category_p_at_1"] >= 0.85
+    assert metrics["distractor_rejection"] >= 0.80
+    assert metrics["false_rejection"] <= 0.10

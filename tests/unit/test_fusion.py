@@ -1,0 +1,58 @@
+"""Fusion of evidence into probabilities, the maximum-likelihood fit and the gallery-chosen threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ml.fusion import FusionParams, choose_threshold, fit_fusion, landmark_evidence, probabilities
+
+
+def _evidence(similarity: list[float], inliers: list[int]) -> np.ndarray:
+    n = len(similarity)
+    return landmark_evidence(np.array(similarity), np.array(inliers), np.full(n, np.log(1 / n)))
+
+
+def test_probabilities_include_the_unknown_outcome() -> None:
+    p, unknown = probabilities(_evidence([0.9, 0.5, 0.4], [300, 5, 0]), FusionParams.default())
+    assert abs(p.sum() + unknown - 1.0) < 1e-6
+    assert p.argmax() == 0 and p.sum() < 1.0
+
+
+def test_more_inliers_means_more_probability() -> None:
+    params = FusionParams.default()
+    weak, _ = probabilities(_evidence([0.7, 0.6], [10, 5]), params)
+    strong, _ = probabilities(_evidence([0.7, 0.6], [200, 5]), params)
+    assert strong[0] > weak[0]
+
+
+def _samples(rng: np.random.Generator) -> list[tuple[np.ndarray, int]]:
+    samples = []
+    for _ in range(60):  # known landmark: its column wins on both similarity and inliers
+        sim = rng.uniform(0.4, 0.6, 5)
+        inl = rng.integers(0, 15, 5)
+        sim[2], inl[2] = rng.uniform(0.7, 0.95), rng.integers(60, 600)
+        samples.append((_evidence(list(sim), list(inl)), 2))
+    for _ in range(60):  # unknown: nothing stands out
+        samples.append((_evidence(list(rng.uniform(0.4, 0.65, 5)), list(rng.integers(0, 18, 5))), -1))
+    return samples
+
+
+def test_fit_separates_known_from_unknown_and_bounds_false_accepts() -> None:
+    samples = _samples(np.random.default_rng(0))
+    params = fit_fusion(samples, false_accept_rate=0.05)
+    tops = {True: [], False: []}
+    for evidence, label in samples:
+        p, _ = probabilities(evidence, params)
+        tops[label >= 0].append(p.max())
+    accepted_unknown = np.mean(np.array(tops[False]) >= params.threshold)
+    accepted_known = np.mean(np.array(tops[True]) >= params.threshold)
+    assert accepted_unknown <= 0.05
+    assert accepted_known >= 0.9
+
+
+def test_threshold_follows_the_false_accept_rate() -> None:
+    samples = _samples(np.random.default_rng(1))
+    params = fit_fusion(samples)
+    strict = choose_threshold(samples, params, 0.0)
+    loose = choose_threshold(samples, params, 0.5)
+    assert strict > loose
