@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from html import escape
+from html import escape as _html_escape
 
 from bot.locales import Texts
 from storage.schemas import LandmarkScore, RecognitionResult
+
+
+def escape(value: str) -> str:
+    """Telegram HTML needs only <, > and & escaped; quotes stay readable."""
+    return _html_escape(value, quote=False)
 
 
 def landmark_name(landmark: LandmarkScore, language: str) -> str:

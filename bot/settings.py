@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
+
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class BotSettings(BaseSettings):
@@ -12,7 +14,7 @@ class BotSettings(BaseSettings):
     bot_token: SecretStr | None = Field(default=None, description="Token from @BotFather.")
     telegram_api_url: str = Field(default="https://api.telegram.org",
                                   description="Bot API base URL; a self-hosted Bot API server or a test emulator.")
-    admin_ids: list[int] = Field(default_factory=list, description="Telegram user ids of administrators.")
+    admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list, description="Telegram user ids of administrators.")
     job_timeout_s: float = Field(default=60.0, description="How long the bot waits for a worker's answer.")
     example_photos: int = Field(default=3, description="Gallery photos shown with an answer.")
     more_photos: int = Field(default=6, description="Gallery photos shown by the 'more photos' button.")

@@ -101,7 +101,7 @@ def index_cmd() -> None:
     console.print(f"index {bundle.version}: {stats['n_photos']} photos, {stats['n_landmarks']} landmarks, "
                   f"{stats['images_per_second']} images/s, {stats['total_seconds']} s")
     console.print(f"gallery leave-one-out: P@1 {stats['loo_p_at_1']}, accepted {stats['loo_accepted']}, "
-                  f"distractors rejected {stats['loo_distractor_rejection']}")
+                  f"unknowns rejected {stats['loo_unknown_rejection']}")
 
 
 @app.command("recognize")
@@ -223,6 +223,15 @@ def run_cmd(seed: bool = typer.Option(True, help="Import and index SEED_DATASET 
     if seed:
         _seed_if_empty()
     asyncio.run(_serve(with_worker=True))
+
+
+@app.command("seed")
+def seed_cmd() -> None:
+    """Apply migrations; import and index SEED_DATASET if the gallery is empty; build an index if none is active."""
+    from storage.migrate import upgrade
+
+    upgrade()
+    _seed_if_empty()
 
 
 def _seed_if_empty() -> None:

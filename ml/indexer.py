@@ -25,6 +25,7 @@ from ml.models.heads import out_of_fold_log_proba, train_linear_head
 from ml.models.image_embedder import ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
 from ml.recognize import gather_evidence
+from ml.settings import MLSettings
 from storage.images import ImageRejected, decode_image
 from storage.photo_store import PhotoStore
 from storage.repositories import GalleryPhoto, Repositories
@@ -162,7 +163,7 @@ def gallery_stats(bundle: IndexBundle, samples: list[tuple[np.ndarray, int]], n_
 
 async def build_index(
     repos: Repositories, store: PhotoStore, embedder: ImageEmbedder, matcher: LocalFeatureMatcher,
-    index_root: Path, progress: Progress | None = None,
+    index_root: Path, progress: Progress | None = None, false_accept_rate: float | None = None,
 ) -> IndexBundle:
     """Embed the gallery, build and save a new version, activate it. Returns the bundle."""
     started = time.perf_counter()
@@ -175,7 +176,8 @@ async def build_index(
     }
     kept, vectors, local, skipped = await asyncio.to_thread(embed_photos, photos, store, embedder, matcher, progress)
     t_embed = time.perf_counter() - started
-    bundle = await asyncio.to_thread(build_bundle, kept, vectors, local, landmarks, embedder, matcher)
+    rate = MLSettings().open_set_false_accept_rate if false_accept_rate is None else false_accept_rate
+    bundle = await asyncio.to_thread(build_bundle, kept, vectors, local, landmarks, embedder, matcher, rate)
     bundle.stats.update({
         "skipped_photos": skipped,
         "embed_seconds": round(t_embed, 2),

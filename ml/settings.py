@@ -1,4 +1,4 @@
-"""Worker settings: how it batches and how often it looks for a new index version."""
+"""ML settings: how the worker batches and polls, and the open-set operating point of a new index."""
 
 from __future__ import annotations
 
@@ -6,10 +6,15 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class WorkerSettings(BaseSettings):
+class MLSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     worker_batch_size: int = Field(default=8, description="Most jobs taken from the queue at once.")
     worker_poll_timeout_s: float = Field(default=1.0, description="How long one queue read blocks.")
     worker_torch_threads: int = Field(default=0, description="torch CPU threads; 0 keeps torch's default.")
     index_check_interval_s: float = Field(default=2.0, description="How often a worker checks for a new index.")
+    open_set_false_accept_rate: float = Field(
+        default=0.05, ge=0.0, le=1.0,
+        description="Share of unknown places (gallery distractors, left-out landmarks) allowed to be answered as a "
+                    "landmark; sets the 'not recognised' threshold when an index is built.",
+    )

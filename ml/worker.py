@@ -19,7 +19,7 @@ from ml.index.bundle import IndexBundle
 from ml.models.image_embedder import ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher
 from ml.recognize import Recognizer
-from ml.settings import WorkerSettings
+from ml.settings import MLSettings
 from storage.cache import result_key
 from storage.images import ImageRejected, decode_image
 from storage.queue import Delivery
@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 
 
 class Worker:
-    def __init__(self, services: Services, settings: WorkerSettings | None = None) -> None:
+    def __init__(self, services: Services, settings: MLSettings | None = None) -> None:
         self.services = services
-        self.settings = settings or WorkerSettings()
+        self.settings = settings or MLSettings()
         if self.settings.worker_torch_threads:
             torch.set_num_threads(self.settings.worker_torch_threads)
         self.embedder = ImageEmbedder()

@@ -39,8 +39,14 @@ class Reply:
 
 
 def read_landmarks(dataset: Path) -> dict[str, dict]:
+    """landmarks.csv rows, with `gallery_photos`: how many gallery photos each landmark has."""
     with open(dataset / "landmarks.csv", encoding="utf-8") as handle:
-        return {row["landmark_id"]: row for row in csv.DictReader(handle)}
+        rows = {row["landmark_id"]: {**row, "gallery_photos": 0} for row in csv.DictReader(handle)}
+    with open(dataset / "split.csv", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row["role"] == "gallery" and row["landmark_id"] in rows:
+                rows[row["landmark_id"]]["gallery_photos"] += 1
+    return rows
 
 
 def read_queries(dataset: Path) -> list[tuple[Path, str | None]]:
