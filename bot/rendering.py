@@ -19,7 +19,7 @@ def landmark_name(landmark: LandmarkScore, language: str) -> str:
     return landmark.name_en
 
 
-def _place(landmark: LandmarkScore, texts: Texts) -> str:
+def _place(landmark: LandmarkScore) -> str:
     parts = [p for p in (landmark.city, landmark.country) if p]
     return ", ".join(parts)
 
@@ -34,7 +34,7 @@ def render_result(result: RecognitionResult, texts: Texts, *, from_cache: bool =
     best = result.best
     if result.recognized and best is not None:
         lines.append(texts("recognized_title", name=escape(landmark_name(best, texts.language))))
-        place = _place(best, texts)
+        place = _place(best)
         if place:
             lines.append(f"📍 {escape(place)}")
         lines.append("")
@@ -44,7 +44,7 @@ def render_result(result: RecognitionResult, texts: Texts, *, from_cache: bool =
         lines.append("")
         lines.append(texts("uncertain_header"))
     for rank, landmark in enumerate(result.landmarks[:5], start=1):
-        place = _place(landmark, texts)
+        place = _place(landmark)
         suffix = f" — {escape(place)}" if place else ""
         lines.append(f"{rank}. {escape(landmark_name(landmark, texts.language))}{suffix}: "
                      f"<b>{percent(landmark.probability)}</b>")

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 import torch
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from ml.index.bundle import IndexBundle
 from ml.models.image_embedder import ImageEmbedder
@@ -27,6 +29,8 @@ from storage.schemas import JobResult
 from storage.services import Services
 
 log = logging.getLogger(__name__)
+
+RETRY_DELAY_S = 2.0
 
 
 class Worker:
@@ -72,10 +76,16 @@ class Worker:
         await self.load()
         queue = self.services.queue
         while not self._stopping.is_set():
-            deliveries = await queue.consume(self.settings.worker_batch_size, self.settings.worker_poll_timeout_s)
-            await self.refresh_index()
-            for delivery in deliveries:
-                await self.handle(delivery)
+            try:
+                deliveries = await queue.consume(self.settings.worker_batch_size, self.settings.worker_poll_timeout_s)
+                await self.refresh_index()
+                for delivery in deliveries:
+                    await self.handle(delivery)
+            except (OSError, RedisError, SQLAlchemyError) as exc:
+                # Redis or the database went away: keep the models loaded and try again shortly;
+                # unacknowledged jobs stay pending and are reclaimed.
+                log.error("worker.backend_unavailable error=%s: %s", type(exc).__name__, exc)
+                await asyncio.sleep(RETRY_DELAY_S)
 
     async def handle(self, delivery: Delivery) -> None:
         job = delivery.job

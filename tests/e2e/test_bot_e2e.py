@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import html
 import io
+import json
 import re
 import uuid
 from pathlib import Path
@@ -245,3 +246,17 @@ async def test_bad_input_gets_a_clear_reply(system: System, dataset: Path) -> No
     assert unknown.text == EN("unknown_command") + EN("help")
     # nothing crashed: a real photo is still answered
     assert len(_candidate_names((await system.ask_photo(user, data)).text)) == 5
+
+
+async def test_chat_action_is_shown_while_working(system: System) -> None:
+    actions = [c.params.get("action") for c in system.emulator.calls_of("sendChatAction")]
+    assert "upload_photo" in actions
+
+
+async def test_offline_recognize_command_gives_the_same_answer(system: System, dataset: Path) -> None:
+    path, expected = next(q for q in read_queries(dataset) if q[1] == "notre_dame")
+    out = await asyncio.to_thread(system.cli, "recognize", str(path), "--json")
+    (answer,) = json.loads(out.stdout)
+    assert answer["recognized"] and answer["landmarks"][0]["landmark_id"] == expected
+    assert len(answer["landmarks"]) == 5 and len(answer["categories"]) == 5
+    assert sum(lm["probability"] for lm in answer["landmarks"]) + answer["unknown_probability"] <= 1.0 + 1e-6
