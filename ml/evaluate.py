@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.indexer import build_index
+from ml.metrics import expected_calibration_error, global_average_precision, map_at_k, precision_at_k
 from ml.models.image_embedder import ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher
 from ml.recognize import Recognizer
@@ -29,14 +30,21 @@ from storage.photo_store import PhotoStore
 from storage.repositories import Repositories
 from storage.settings import StorageSettings
 
+RECALL_DEPTH = 20
+
 
 @dataclass
 class EvalReport:
     landmark_p_at_1: float
     landmark_p_at_5: float
+    landmark_map_at_5: float
+    gap: float
+    retrieval_recall_at_20: float
     category_p_at_1: float
+    category_p_at_5: float
     distractor_rejection: float
     false_rejection: float
+    ece: float
     n_landmark_queries: int
     n_distractor_queries: int
     latency_ms_p50: float
@@ -83,43 +91,53 @@ async def evaluate(folder: Path, progress: Callable[[str, int, int], None] | Non
 def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Recognizer,
            categories: dict[str, str], index_seconds: float,
            progress: Callable[[str, int, int], None] | None) -> EvalReport:
-    p1 = p5 = cat1 = false_rej = distractor_rej = 0
-    n_land = n_dist = 0
+    truth: list[str | None] = []
+    ranked: list[list[str]] = []
+    retrieved: list[list[str]] = []
+    category_ranked: list[list[str]] = []
+    top_probability: list[float] = []
+    recognised: list[bool] = []
     latencies, failures = [], []
+    bundle = recognizer.bundle
     for done, (relative, expected) in enumerate(queries, start=1):
         image = decode_image((folder / relative).read_bytes())
         started = time.perf_counter()
-        result = recognizer.recognize(image)
+        result, found = recognizer.explain(image)
         latencies.append(1000 * (time.perf_counter() - started))
         got = [lm.landmark_id for lm in result.landmarks]
-        if expected is None:
-            n_dist += 1
-            distractor_rej += int(not result.recognized)
-            if result.recognized:
-                failures.append({"query": relative, "expected": None, "got": got[:1],
-                                 "probability": result.landmarks[0].probability})
-        else:
-            n_land += 1
-            hit = bool(got) and got[0] == expected
-            p1 += int(hit)
-            p5 += int(expected in got[:5])
-            cat1 += int(bool(result.categories) and result.categories[0].category == categories.get(expected))
-            false_rej += int(not result.recognized)
-            if not hit or not result.recognized:
-                failures.append({"query": relative, "expected": expected, "got": got[:3],
-                                 "probabilities": [round(lm.probability, 3) for lm in result.landmarks[:3]],
-                                 "inliers": [lm.inliers for lm in result.landmarks[:3]],
-                                 "recognized": result.recognized})
+        truth.append(expected)
+        ranked.append(got)
+        retrieved.append([bundle.row_landmarks[row] for row in found.ranked_rows[:RECALL_DEPTH]])
+        category_ranked.append([c.category for c in result.categories])
+        top_probability.append(result.landmarks[0].probability if result.landmarks else 0.0)
+        recognised.append(result.recognized)
+        if (expected is None) == result.recognized or (expected is not None and got[:1] != [expected]):
+            failures.append({"query": relative, "expected": expected, "got": got[:3],
+                             "probabilities": [round(lm.probability, 3) for lm in result.landmarks[:3]],
+                             "inliers": [lm.inliers for lm in result.landmarks[:3]],
+                             "recognized": result.recognized})
         if progress:
             progress("query", done, len(queries))
+    known = [i for i, t in enumerate(truth) if t is not None]
+    unknown = [i for i, t in enumerate(truth) if t is None]
+    known_truth = [truth[i] for i in known]
     return EvalReport(
-        landmark_p_at_1=p1 / max(1, n_land),
-        landmark_p_at_5=p5 / max(1, n_land),
-        category_p_at_1=cat1 / max(1, n_land),
-        distractor_rejection=distractor_rej / max(1, n_dist),
-        false_rejection=false_rej / max(1, n_land),
-        n_landmark_queries=n_land,
-        n_distractor_queries=n_dist,
+        landmark_p_at_1=precision_at_k([ranked[i] for i in known], known_truth, 1),
+        landmark_p_at_5=precision_at_k([ranked[i] for i in known], known_truth, 5),
+        landmark_map_at_5=map_at_k([ranked[i] for i in known], known_truth, 5),
+        gap=global_average_precision([r[0] if ok and r else None for r, ok in zip(ranked, recognised)],
+                                     top_probability, truth),
+        retrieval_recall_at_20=precision_at_k([retrieved[i] for i in known], known_truth, RECALL_DEPTH),
+        category_p_at_1=precision_at_k([category_ranked[i] for i in known],
+                                       [categories.get(t, "other") for t in known_truth], 1),
+        category_p_at_5=precision_at_k([category_ranked[i] for i in known],
+                                       [categories.get(t, "other") for t in known_truth], 5),
+        distractor_rejection=float(np.mean([not recognised[i] for i in unknown])) if unknown else 0.0,
+        false_rejection=float(np.mean([not recognised[i] for i in known])) if known else 0.0,
+        ece=expected_calibration_error(top_probability,
+                                       [t is not None and bool(r) and r[0] == t for r, t in zip(ranked, truth)]),
+        n_landmark_queries=len(known),
+        n_distractor_queries=len(unknown),
         latency_ms_p50=float(np.percentile(latencies, 50)) if latencies else 0.0,
         latency_ms_p95=float(np.percentile(latencies, 95)) if latencies else 0.0,
         index_seconds=index_seconds,

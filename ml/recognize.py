@@ -75,6 +75,10 @@ class Recognizer:
         self.bundle = bundle
 
     def recognize(self, image: Image.Image) -> RecognitionResult:
+        return self.explain(image)[0]
+
+    def explain(self, image: Image.Image) -> tuple[RecognitionResult, QueryEvidence]:
+        """The answer and the evidence behind it (the evaluation reads the raw retrieval from it)."""
         started = time.perf_counter()
         embedding = self.embedder.embed_one(image)
         t_embed = time.perf_counter()
@@ -89,7 +93,7 @@ class Recognizer:
             "search_verify": 1000 * (t_search - t_local),
             "total": 1000 * (time.perf_counter() - started),
         }
-        return result
+        return result, found
 
     def answer(self, vector: np.ndarray, found: QueryEvidence) -> RecognitionResult:
         bundle = self.bundle

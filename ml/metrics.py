@@ -1,0 +1,67 @@
+"""Recognition metrics, as pure functions so each one is tested against hand-computed examples.
+
+GAP is the Google Landmark Recognition metric (micro average precision): every query gives
+one prediction with a confidence; predictions are sorted by confidence over the whole set,
+and precision is accumulated at each correct one, divided by the number of queries that
+have a landmark. Distractor queries therefore only hurt when answered confidently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def precision_at_k(ranked: Sequence[Sequence[str]], truth: Sequence[str], k: int) -> float:
+    """Share of queries whose true label is among the first k predictions."""
+    if not truth:
+        return 0.0
+    return float(np.mean([t in list(r)[:k] for r, t in zip(ranked, truth)]))
+
+
+def map_at_k(ranked: Sequence[Sequence[str]], truth: Sequence[str], k: int) -> float:
+    """Mean average precision at k with one relevant label per query: 1/rank when found in the top k."""
+    if not truth:
+        return 0.0
+    scores = []
+    for predictions, label in zip(ranked, truth):
+        predictions = list(predictions)[:k]
+        scores.append(1.0 / (predictions.index(label) + 1) if label in predictions else 0.0)
+    return float(np.mean(scores))
+
+
+def global_average_precision(predictions: Sequence[str | None], confidences: Sequence[float],
+                             truth: Sequence[str | None]) -> float:
+    """GAP: `predictions[i]` is the answer to query i (None = no answer), `truth[i]` None for a distractor."""
+    n_landmark_queries = sum(t is not None for t in truth)
+    if n_landmark_queries == 0:
+        return 0.0
+    order = np.argsort(-np.asarray(confidences, dtype=np.float64), kind="stable")
+    correct_so_far = 0
+    total = 0.0
+    rank = 0
+    for i in order:
+        if predictions[i] is None:
+            continue
+        rank += 1
+        if truth[i] is not None and predictions[i] == truth[i]:
+            correct_so_far += 1
+            total += correct_so_far / rank
+    return total / n_landmark_queries
+
+
+def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float:
+    """Σ over equal-width confidence bins of (share of samples) · |accuracy − mean confidence|."""
+    conf = np.asarray(confidences, dtype=np.float64)
+    hit = np.asarray(correct, dtype=np.float64)
+    if len(conf) == 0:
+        return 0.0
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        mask = index == b
+        if mask.any():
+            error += mask.mean() * abs(hit[mask].mean() - conf[mask].mean())
+    return float(error)
