@@ -144,6 +144,27 @@ def _print_result(path: Path, result) -> None:  # type: ignore[no-untyped-def]
     console.print("categories: " + ", ".join(f"{c.category} {100 * c.probability:.1f}%" for c in result.categories))
 
 
+@app.command("search")
+def search_cmd(text: str = typer.Argument(..., help="A landmark name in Russian or English, typos allowed."),
+               limit: int = typer.Option(5, help="How many landmarks to list.")) -> None:
+    """Find landmarks of the gallery by name, as /search in the bot ranks them."""
+    from ml.text.search import LandmarkText, TextSearch
+
+    async def landmarks(services):  # type: ignore[no-untyped-def]
+        return await services.repos.get_landmarks()
+
+    rows = asyncio.run(_with_services(landmarks))
+    hits = TextSearch([LandmarkText.from_row(row) for row in rows.values()]).search(text, limit)
+    table = Table(title=f"search: {text}")
+    for column in ("#", "landmark", "name (ru)", "city", "score", "fuzzy", "semantic"):
+        table.add_column(column)
+    for rank, hit in enumerate(hits, start=1):
+        row = rows[hit.landmark_id]
+        table.add_row(str(rank), row.name_en, row.name_ru or "", row.city or "", f"{hit.score:.3f}",
+                      f"{hit.fuzzy:.2f}", f"{hit.semantic:.2f}")
+    console.print(table if hits else "nothing matches")
+
+
 # -- evaluation -------------------------------------------------------------------------------
 @app.command("eval")
 def eval_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),

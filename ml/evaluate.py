@@ -21,6 +21,7 @@ from ml.metrics import expected_calibration_error, global_average_precision, map
 from ml.models.image_embedder import ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher
 from ml.recognize import Recognizer
+from ml.text.search import LandmarkText, TextSearch
 from ml.index.bundle import IndexBundle
 from storage.dataset_import import import_dataset
 from storage.db import create_engine, create_session_factory
@@ -50,12 +51,15 @@ class EvalReport:
     latency_ms_p50: float
     latency_ms_p95: float
     index_seconds: float
+    text_hit_at_1: float | None = None
+    text_hit_at_5: float | None = None
+    text_mrr: float | None = None
     failures: list[dict] = field(default_factory=list)
 
     def metrics(self) -> dict:
         out = asdict(self)
         out.pop("failures")
-        return out
+        return {k: v for k, v in out.items() if v is not None}
 
 
 def read_queries(folder: Path) -> list[tuple[str, str | None]]:
@@ -84,8 +88,22 @@ async def evaluate(folder: Path, progress: Callable[[str, int, int], None] | Non
         finally:
             await engine.dispose()
         recognizer = Recognizer(embedder, matcher, IndexBundle.load(settings.index_dir / bundle.version))
-        return _score(folder, queries, recognizer, {k: v.category for k, v in landmarks.items()}, index_seconds,
-                      progress)
+        report = _score(folder, queries, recognizer, {k: v.category for k, v in landmarks.items()}, index_seconds,
+                        progress)
+        text_queries = folder / "text_queries.csv"
+        if text_queries.exists():
+            search = TextSearch([LandmarkText.from_row(row) for row in landmarks.values()])
+            report.text_hit_at_1, report.text_hit_at_5, report.text_mrr = _score_text(text_queries, search)
+        return report
+
+
+def _score_text(path: Path, search: TextSearch) -> tuple[float, float, float]:
+    """hit@1, hit@5 and MRR (within the top 5) of the text queries."""
+    with open(path, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    ranked = [[hit.landmark_id for hit in search.search(row["query"], 5)] for row in rows]
+    truth = [row["landmark_id"] for row in rows]
+    return precision_at_k(ranked, truth, 1), precision_at_k(ranked, truth, 5), map_at_k(ranked, truth, 5)
 
 
 def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Recognizer,

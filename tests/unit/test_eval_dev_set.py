@@ -29,3 +29,5 @@ def test_eval_meets_the_bars(dataset: Path, tmp_path: Path) -> None:
     assert metrics["category_p_at_1"] >= 0.85
     assert metrics["distractor_rejection"] >= 0.80
     assert metrics["false_rejection"] <= 0.10
+    assert metrics["text_hit_at_1"] >= 0.90
+    assert metrics["text_hit_at_5"] >= 0.97

@@ -1,0 +1,57 @@
+"""Text search: spelling folded across scripts, the ranking on the dev text queries, odd input."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from ml.text.normalize import fold, variants
+from ml.text.search import LandmarkText, TextSearch
+from tests.conftest import FIGURES
+
+
+def test_fold_drops_case_accents_and_punctuation() -> None:
+    assert fold("Notre-Dame de Paris!") == "notre dame de paris"
+    assert fold("Château de Sceaux") == "chateau de sceaux"
+    assert fold("St. Peter's Basilica") == "st peters basilica"
+
+
+def test_variants_cross_scripts() -> None:
+    assert "sobor" in " ".join(variants("Собор"))
+    assert any(any("а" <= ch <= "я" for ch in v) for v in variants("notre dame"))
+
+
+@pytest.fixture(scope="module")
+def dev_search(dataset: Path) -> TextSearch:
+    with open(dataset / "landmarks.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return TextSearch([LandmarkText(id=r["landmark_id"], name_en=r["name_en"], name_ru=r["name_ru"] or None,
+                                    city=r["city"] or None, country=r["country"] or None) for r in rows])
+
+
+def test_dev_text_queries_rank_the_right_landmark_first(dev_search: TextSearch, dataset: Path) -> None:
+    with open(dataset / "text_queries.csv", encoding="utf-8") as handle:
+        queries = list(csv.DictReader(handle))
+    first = top5 = 0
+    for row in queries:
+        hits = [h.landmark_id for h in dev_search.search(row["query"], 5)]
+        first += hits[:1] == [row["landmark_id"]]
+        top5 += row["landmark_id"] in hits
+    FIGURES.append(f"text search on dev text queries: hit@1 {first}/{len(queries)}, hit@5 {top5}/{len(queries)}")
+    assert first / len(queries) >= 0.90
+    assert top5 / len(queries) >= 0.97
+
+
+@pytest.mark.parametrize("query", ["", "   ", "🙂🙂🙂", "\x00\x07\x1b[31m", "x" * 4096,
+                                   "'; DROP TABLE landmarks; --", "<b>Notre</b> <script>", "Eiffel Башня"])
+def test_odd_queries_never_raise(dev_search: TextSearch, query: str) -> None:
+    hits = dev_search.search(query, 5)
+    assert len(hits) <= 5
+    assert all(0.0 <= h.score <= 1.0 + 1e-6 for h in hits)
+
+
+def test_typos_and_transliterations(dev_search: TextSearch) -> None:
+    assert dev_search.search("notr dam", 1)[0].landmark_id == "notre_dame"
+    assert dev_search.search("мулен руж", 1)[0].landmark_id == "moulin_rouge"
