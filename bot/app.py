@@ -10,7 +10,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 
-from bot.handlers import errors, fallback, feedback, photo, start
+from bot.handlers import errors, fallback, feedback, inline, photo, search, start
 from bot.handlers.start import register_commands
 from bot.middlewares.user import UserMiddleware
 from bot.settings import BotSettings
@@ -36,7 +36,9 @@ def create_dispatcher(services: Services, settings: BotSettings) -> Dispatcher:
     user_middleware = UserMiddleware(services)
     dispatcher.message.outer_middleware(user_middleware)
     dispatcher.callback_query.outer_middleware(user_middleware)
-    dispatcher.include_routers(errors.router, start.router, photo.router, feedback.router, fallback.router)
+    dispatcher.inline_query.outer_middleware(user_middleware)
+    dispatcher.include_routers(errors.router, start.router, search.router, inline.router, photo.router,
+                                feedback.router, fallback.router)
     dispatcher.startup.register(_on_startup)
     return dispatcher
 

@@ -26,3 +26,31 @@ def answer_keyboard(texts: Texts, recognition_id: int, has_photos: bool) -> Inli
         builder.button(text=texts("btn_more"), callback_data=MorePhotosCallback(recognition_id=recognition_id))
     builder.adjust(2, 1)
     return builder.as_markup()
+
+
+class SearchPageCallback(CallbackData, prefix="sp"):
+    token: str  # the query is kept in the cache under this token: callback data holds 64 bytes at most
+    offset: int
+
+
+class LandmarkPhotosCallback(CallbackData, prefix="lp"):
+    landmark_id: str
+
+
+def search_keyboard(texts: Texts, token: str, offset: int, page_size: int, total: int,
+                    landmarks: list[tuple[str, str]]) -> InlineKeyboardMarkup:
+    """One "photos of" button per landmark on the page, then back / more."""
+    builder = InlineKeyboardBuilder()
+    for landmark_id, name in landmarks:
+        builder.button(text=texts("btn_photos_of", name=name[:40]),
+                       callback_data=LandmarkPhotosCallback(landmark_id=landmark_id))
+    paging = 0
+    if offset > 0:
+        builder.button(text=texts("btn_prev"),
+                       callback_data=SearchPageCallback(token=token, offset=max(0, offset - page_size)))
+        paging += 1
+    if offset + page_size < total:
+        builder.button(text=texts("btn_next"), callback_data=SearchPageCallback(token=token, offset=offset + page_size))
+        paging += 1
+    builder.adjust(*([1] * len(landmarks)), *([paging] if paging else []))
+    return builder.as_markup()

@@ -18,6 +18,10 @@ class BotSettings(BaseSettings):
     job_timeout_s: float = Field(default=60.0, description="How long the bot waits for a worker's answer.")
     example_photos: int = Field(default=3, description="Gallery photos shown with an answer.")
     more_photos: int = Field(default=6, description="Gallery photos shown by the 'more photos' button.")
+    storage_chat_id: int | None = Field(
+        default=None, description="Chat where the bot uploads gallery photos once to get Telegram file_ids for "
+                                  "inline results; without it inline results are text only.")
+    inline_cache_time_s: int = Field(default=300, description="How long Telegram caches an inline answer.")
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -28,7 +32,7 @@ class BotSettings(BaseSettings):
             return [value]
         return value
 
-    @field_validator("bot_token", mode="before")
+    @field_validator("bot_token", "storage_chat_id", mode="before")
     @classmethod
     def _empty_token(cls, value: object) -> object:
         return value or None

@@ -22,10 +22,11 @@ from ml.models.image_embedder import ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher
 from ml.recognize import Recognizer
 from ml.settings import MLSettings
+from ml.text.search import LandmarkText, TextSearch
 from storage.cache import result_key
 from storage.images import ImageRejected, decode_image
 from storage.queue import Delivery
-from storage.schemas import JobResult
+from storage.schemas import Job, JobResult
 from storage.services import Services
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Worker:
         self.embedder = ImageEmbedder()
         self.matcher = LocalFeatureMatcher()
         self.recognizer: Recognizer | None = None
+        self.text_search: TextSearch | None = None  # rebuilt from the database when the index changes
         self._checked_at = 0.0
         self._stopping = asyncio.Event()
 
@@ -67,6 +69,7 @@ class Worker:
                       self.embedder.model_id)
             return
         self.recognizer = Recognizer(self.embedder, self.matcher, bundle)
+        self.text_search = None
         log.info("worker.index_swapped version=%s photos=%d", bundle.version, len(bundle.photo_ids))
 
     def stop(self) -> None:
@@ -92,11 +95,22 @@ class Worker:
         started = time.perf_counter()
         if job.kind == "ping":
             result = JobResult(job_id=job.id, ok=True)
+        elif job.kind == "search":
+            result = await self._search(job)
         else:
             result = await self._recognize(delivery)
         await self.services.queue.complete(delivery, result)
         log.info("worker.job_done job=%s kind=%s ok=%s ms=%.0f", job.id, job.kind, result.ok,
                  1000 * (time.perf_counter() - started))
+
+    async def _search(self, job: Job) -> JobResult:
+        if self.text_search is None:
+            rows = await self.services.repos.get_landmarks()
+            self.text_search = await asyncio.to_thread(
+                TextSearch, [LandmarkText.from_row(row) for row in rows.values()])
+        page = await asyncio.to_thread(self.text_search.page, job.payload["query"], int(job.payload["limit"]),
+                                       int(job.payload["offset"]))
+        return JobResult(job_id=job.id, ok=True, search=page)
 
     async def _recognize(self, delivery: Delivery) -> JobResult:
         job = delivery.job

@@ -82,6 +82,19 @@ class Repositories:
             rows = await session.scalars(query.order_by(Photo.id).limit(limit))
             return list(rows.all())
 
+    async def most_requested_landmarks(self, limit: int, offset: int = 0) -> list[str]:
+        """Landmarks by how often photos were recognised as them; never-asked ones follow by name."""
+        async with self.sessions() as session:
+            counts = dict((await session.execute(
+                select(Recognition.top_landmark_id, func.count(Recognition.id))
+                .where(Recognition.recognized.is_(True), Recognition.top_landmark_id.is_not(None))
+                .group_by(Recognition.top_landmark_id)
+            )).all())
+            ids = list((await session.scalars(
+                select(Photo.landmark_id).where(Photo.landmark_id.is_not(None)).distinct())).all())
+        ranked = sorted(ids, key=lambda lid: (-counts.get(lid, 0), lid))
+        return ranked[offset: offset + limit]
+
     async def photos_by_ids(self, ids: list[int]) -> list[Photo]:
         """Photos in the order of `ids` (the order of relevance the worker chose)."""
         if not ids:

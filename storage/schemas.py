@@ -31,12 +31,16 @@ class Job(BaseModel):
     """A unit of work for the worker; `payload` depends on `kind`."""
 
     id: str = Field(default_factory=lambda: uuid.uuid4().hex)
-    kind: Literal["recognize", "ping"] = "recognize"
+    kind: Literal["recognize", "search", "ping"] = "recognize"
     payload: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
     def recognize(cls, image: bytes, sha256: str) -> Job:
         return cls(kind="recognize", payload={"image_b64": base64.b64encode(image).decode(), "sha256": sha256})
+
+    @classmethod
+    def search(cls, query: str, limit: int, offset: int = 0) -> Job:
+        return cls(kind="search", payload={"query": query, "limit": limit, "offset": offset})
 
     def image_bytes(self) -> bytes:
         return base64.b64decode(self.payload["image_b64"])
@@ -78,11 +82,29 @@ class RecognitionResult(BaseModel):
         return self.landmarks[0] if self.landmarks else None
 
 
+class SearchHit(BaseModel):
+    landmark_id: str
+    score: float
+    fuzzy: float
+    semantic: float
+
+
+class SearchResult(BaseModel):
+    """A page of landmarks matching a text; when nothing matches, `hits` are the closest names as suggestions."""
+
+    query: str
+    matched: bool
+    hits: list[SearchHit]
+    total: int
+    offset: int = 0
+
+
 class JobResult(BaseModel):
     """Envelope on the way back: either a result or an error the bot can explain."""
 
     job_id: str
     ok: bool
     result: RecognitionResult | None = None
+    search: SearchResult | None = None
     error: str | None = None
     error_code: Literal["no_index", "bad_image", "internal", "timeout"] | None = None

@@ -15,11 +15,6 @@ async def on_unknown_command(message: Message, texts: Texts) -> None:
     await message.answer(texts("unknown_command") + texts("help"))
 
 
-@router.message(F.text)
-async def on_text(message: Message, texts: Texts) -> None:
-    await message.answer(texts("hint_text"))
-
-
 @router.message()
 async def on_other(message: Message, texts: Texts) -> None:
     """Stickers, videos, voice, locations...: only photos can be recognised."""

@@ -10,7 +10,7 @@ from bot.locales import DEFAULT_LANGUAGE, LANGUAGES, Texts
 
 router = Router(name="start")
 
-COMMANDS = ("start", "help")
+COMMANDS = ("start", "search", "help")
 
 
 @router.message(CommandStart())

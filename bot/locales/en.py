@@ -8,12 +8,13 @@ MESSAGES: dict[str, str] = {
     "help": (
         "<b>How to use</b>\n"
         "• Send a photo (or an image file as a document) — I recognise the landmark.\n"
-        "• Under the answer: 👍 / 👎 tell me whether I was right, 📷 shows more photos.\n\n"
-        "<b>Commands</b>\n/start — about the bot\n/help — this help"
+        "• Under the answer: 👍 / 👎 tell me whether I was right, 📷 shows more photos.\n"
+        "• Type a landmark's name (or /search name) — in English or Russian, typos are fine.\n\n"
+        "<b>Commands</b>\n/start — about the bot\n/search — find a landmark by name\n/help — this help"
     ),
     "cmd_start": "About the bot",
     "cmd_help": "How to use the bot",
-    "hint_text": "Send me a photo of a landmark and I will recognise it. /help — how it works.",
+    "cmd_search": "Find a landmark by name",
     "unknown_command": "I don't know that command.\n\n",
     "not_a_photo": "I can only recognise photos. Please send a picture of a landmark as a photo or an image file.",
     "not_image_document": "This file is not an image. Please send a photo (JPEG, PNG or WebP).",
@@ -37,6 +38,15 @@ MESSAGES: dict[str, str] = {
     "feedback_thanks_wrong": "Thanks, noted — this helps me improve.",
     "feedback_gone": "This answer is too old to rate.",
     "no_more_photos": "No more photos of this landmark.",
+    "search_usage": "Type a name after the command, for example: /search Notre-Dame or /search эйфелева башня",
+    "search_header": "🔎 <b>{query}</b>: {first}–{last} of {total}",
+    "search_none": "🔎 Nothing matches <b>{query}</b>. Closest names:",
+    "search_none_hint": "Send a photo to recognise a landmark, or try another name.",
+    "search_line": "{rank}. <b>{name}</b> — {place} · match {score}%",
+    "btn_prev": "◀️ back",
+    "btn_next": "more ▶️",
+    "btn_photos_of": "📷 {name}",
+    "search_expired": "This search is too old, please search again.",
     "cat_church": "church", "cat_palace": "palace", "cat_museum": "museum", "cat_monument": "monument",
     "cat_tower": "tower", "cat_bridge": "bridge", "cat_square": "square", "cat_theater": "theatre",
     "cat_university": "university", "cat_civic_building": "civic building", "cat_other": "other",

@@ -15,8 +15,9 @@ log = logging.getLogger(__name__)
 
 
 async def send_gallery_photos(bot: Bot, services: Services, chat_id: int, photos: list[Photo],
-                              caption: str | None = None) -> list[Message]:
-    """One photo as sendPhoto, 2–10 as a media group; new file_ids are stored for next time."""
+                              captions: list[str] | None = None) -> list[Message]:
+    """One photo as sendPhoto, 2–10 as a media group (a caption per photo, plain text); new file_ids are
+    stored for next time."""
     if not photos:
         return []
     media = []
@@ -26,12 +27,13 @@ async def send_gallery_photos(bot: Bot, services: Services, chat_id: int, photos
         else:
             data = services.photos.read(photo.path)
             media.append(BufferedInputFile(data, filename=f"{photo.sha256[:16]}.jpg"))
+    captions = captions or [None] * len(media)
     if len(media) == 1:
-        messages = [await bot.send_photo(chat_id, media[0], caption=caption)]
+        messages = [await bot.send_photo(chat_id, media[0], caption=captions[0], parse_mode=None)]
     else:
-        builder = MediaGroupBuilder(caption=caption)
-        for item in media:
-            builder.add_photo(media=item)
+        builder = MediaGroupBuilder()
+        for item, caption in zip(media, captions):
+            builder.add_photo(media=item, caption=caption, parse_mode=None)
         messages = await bot.send_media_group(chat_id, media=builder.build())
     for photo, message in zip(photos, messages):
         if not photo.telegram_file_id and message.photo:

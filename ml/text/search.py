@@ -16,8 +16,12 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from ml.text.normalize import fold, variants
+from storage.schemas import SearchHit, SearchResult
 
 RRF_K = 10  # reciprocal-rank constant: small, so the top of each ranking counts most
+FUZZY_MATCH = 0.80  # WRatio of 80: a name with a typo or two, or a name contained in the query
+SUGGESTIONS = 3  # closest names offered when nothing matches
+SEMANTIC_MATCH = 0.55  # USE cosine where translations and paraphrases of a name sit; unrelated text is near 0.2
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,22 @@ class TextSearch:
         fused /= 2.0 / (RRF_K + 1)
         order = np.argsort(-fused)[:k]
         return [TextHit(self.landmarks[i].id, float(fused[i]), float(fuzzy[i]), float(semantic[i])) for i in order]
+
+    def page(self, query: str, limit: int, offset: int = 0) -> SearchResult:
+        """One page of the real matches; when there are none, the closest names as suggestions."""
+        hits = self.search(query, len(self.landmarks))
+        matched = [hit for hit in hits if is_match(hit)]
+        shown = matched[offset: offset + limit] if matched else hits[:SUGGESTIONS]
+        return SearchResult(
+            query=query, matched=bool(matched), total=len(matched), offset=offset,
+            hits=[SearchHit(landmark_id=h.landmark_id, score=h.score, fuzzy=h.fuzzy, semantic=h.semantic)
+                  for h in shown],
+        )
+
+
+def is_match(hit: TextHit) -> bool:
+    """Whether a hit is a real match rather than merely the least bad candidate."""
+    return hit.fuzzy >= FUZZY_MATCH or hit.semantic >= SEMANTIC_MATCH
 
 
 def _reciprocal_rank(scores: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ two `landmarks worker` processes). Every query photo of the dev set goes in as a
 from __future__ import annotations
 
 import asyncio
+import csv
 import html
 import io
 import json
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 EN = Texts("en")
 RU = Texts("ru")
+STORAGE_CHAT = 7770  # stands for the private channel where the bot uploads photos for inline results
 PERCENT = re.compile(r"(\d+(?:\.\d+)?)%")
 
 
@@ -40,13 +42,15 @@ async def system(request, dataset: Path, tmp_path_factory):  # type: ignore[no-u
     data_dir = tmp_path_factory.mktemp(f"data-{mode}")
     database = prefix = None
     if mode == "embedded":
-        system = System(emulator, {"DATA_DIR": str(data_dir), "SEED_DATASET": str(dataset)}, data_dir)
+        system = System(emulator, {"DATA_DIR": str(data_dir), "SEED_DATASET": str(dataset),
+                                   "STORAGE_CHAT_ID": str(STORAGE_CHAT)}, data_dir)
         system.start("run", "run")
     else:
         database = f"landmarks_e2e_{uuid.uuid4().hex[:8]}"
         await _admin(f'CREATE DATABASE "{database}"')
         prefix = f"landmarks-e2e-{uuid.uuid4().hex[:8]}"
         env = {"DATA_DIR": str(data_dir), "QUEUE_NAME": prefix, "REDIS_URL": REDIS_URL,
+               "STORAGE_CHAT_ID": str(STORAGE_CHAT),
                "DATABASE_URL": POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{database}"}
         system = System(emulator, env, data_dir)
         await asyncio.to_thread(system.cli, "db", "upgrade")
@@ -99,7 +103,7 @@ def _percentages(text: str, header: str, stop: str) -> list[float]:
 async def test_commands_are_registered_in_both_languages(system: System) -> None:
     registered = system.emulator.commands
     assert {key[1] for key in registered} >= {"en", "ru", ""}
-    assert [c["command"] for c in system.emulator.commands_for("default", "ru")] == ["start", "help"]
+    assert [c["command"] for c in system.emulator.commands_for("default", "ru")] == ["start", "search", "help"]
     assert system.emulator.commands_for("default", "ru")[0]["description"] == RU("cmd_start")
 
 
@@ -237,11 +241,12 @@ async def test_bad_input_gets_a_clear_reply(system: System, dataset: Path) -> No
                                                                  file_size=25 * 1024 * 1024), "file_too_large"),
         ("sticker", lambda: emulator.user_sends_sticker(user), "not_a_photo"),
         ("video", lambda: emulator.user_sends_video(user), "not_a_photo"),
-        ("plain text", lambda: emulator.user_sends_text(user, "hello, what can you do?"), "hint_text"),
     ]
     for name, inject, key in cases:
         reply = await system.ask(user, inject)
         assert reply.text == EN(key), name
+    chatter = await system.ask_text(user, "hello, what can you do?")  # no landmark: say so, suggest, explain
+    assert chatter.text.startswith("🔎") and EN("search_none_hint") in chatter.text
     unknown = await system.ask_text(user, "/nosuchcommand")
     assert unknown.text == EN("unknown_command") + EN("help")
     # nothing crashed: a real photo is still answered
@@ -260,3 +265,80 @@ async def test_offline_recognize_command_gives_the_same_answer(system: System, d
     assert answer["recognized"] and answer["landmarks"][0]["landmark_id"] == expected
     assert len(answer["landmarks"]) == 5 and len(answer["categories"]) == 5
     assert sum(lm["probability"] for lm in answer["landmarks"]) + answer["unknown_probability"] <= 1.0 + 1e-6
+
+
+async def test_text_search_by_name_in_both_languages(system: System, dataset: Path) -> None:
+    landmarks = read_landmarks(dataset)
+    with open(dataset / "text_queries.csv", encoding="utf-8") as handle:
+        queries = list(csv.DictReader(handle))
+    first = 0
+    for number, row in enumerate(queries):
+        user = FakeUser(id=5000 + number % 2, language_code=row["lang"])
+        texts = RU if row["lang"] == "ru" else EN
+        text = row["query"] if number % 2 else f"/search {row['query']}"
+        mark = system.emulator.mark()
+        reply = await system.ask_text(user, text)
+        assert reply.text.startswith("🔎"), text
+        name = landmarks[row["landmark_id"]]["name_ru" if row["lang"] == "ru" else "name_en"]
+        lines = reply.text.splitlines()
+        first += lines[1].startswith(f"1. <b>{html.escape(name, quote=False)}</b>")
+        if texts("search_none_hint") not in reply.text:  # a real match comes with photos
+            photos = [c for c in system.emulator.calls[mark:] if c.method in ("sendMediaGroup", "sendPhoto")
+                      and c.params["chat_id"] == user.id]
+            assert photos, f"no photos for {text}"
+        assert any(b["callback_data"].startswith("lp:") for b in reply.buttons)
+    FIGURES.append(f"e2e [{system.mode}] text search through the bot: top-1 {first}/{len(queries)}")
+    assert first / len(queries) >= 0.90
+
+
+async def test_search_usage_photos_button_and_odd_text(system: System) -> None:
+    user = FakeUser(id=5101, language_code="en")
+    assert (await system.ask_text(user, "/search")).text == EN("search_usage")
+    reply = await system.ask_text(user, "/search Notre Dame")
+    sent = system.emulator.sent_to(user.id)
+    answer = next(m for m in sent if m["message_id"] == reply.message.result["message_id"])
+    photos_button = next(b["callback_data"] for b in reply.buttons if b["callback_data"].startswith("lp:"))
+    mark = system.emulator.mark()
+    system.emulator.user_presses_button(user, answer, photos_button)
+    await system.emulator.wait_for(
+        lambda c: c.method in ("sendMediaGroup", "sendPhoto") and c.params["chat_id"] == user.id, 30, after=mark)
+    for odd in ["🙂🙂🙂", "x" * 4096, "\x07\x1b[31mbell", "'; DROP TABLE landmarks; --",
+                "<b>Notre</b> <script>alert(1)</script> & <i>", "Нотр Dame de Париж"]:
+        reply = await system.ask_text(user, odd)
+        assert reply.text.startswith("🔎") or reply.text == EN("search_usage"), odd
+        assert "<script>" not in reply.text
+
+
+async def test_inline_mode_lists_landmark_photos(system: System) -> None:
+    emulator = system.emulator
+    await system.ask_text(FakeUser(id=STORAGE_CHAT), "/start")  # the storage chat exists for the emulator
+    user = FakeUser(id=5201, language_code="en")
+
+    async def inline(query: str, offset: str = ""):  # type: ignore[no-untyped-def]
+        mark = emulator.mark()
+        emulator.user_inline_query(user, query, offset)
+        return await emulator.wait_for(lambda c: c.method == "answerInlineQuery", 60, after=mark)
+
+    mark = emulator.mark()
+    answer = await inline("sagrada")
+    results = answer.params["results"]
+    assert results and results[0]["type"] == "photo" and results[0]["photo_file_id"]
+    assert "Sagrada" in results[0]["caption"]
+    assert answer.params["cache_time"] > 0
+    uploads = [c for c in emulator.calls[mark:] if c.method == "sendPhoto" and c.params["chat_id"] == STORAGE_CHAT]
+    assert uploads, "a photo never sent before is uploaded to the storage chat once"
+    mark = emulator.mark()
+    again = await inline("sagrada familia")
+    assert again.params["results"][0]["photo_file_id"] == results[0]["photo_file_id"]
+    assert not [c for c in emulator.calls[mark:] if c.method == "sendPhoto"], "file_id reused, no new upload"
+    popular = await inline("")
+    assert len(popular.params["results"]) == 10 and popular.params.get("next_offset") == "10"
+    rest = await inline("", popular.params["next_offset"])
+    assert rest.params["results"] and not rest.params.get("next_offset")
+    for odd in ["q" * 256, "🙂", "<script>"]:
+        answer = await inline(odd)
+        assert answer.ok
+    mark = emulator.mark()
+    emulator.user_chooses_inline_result(user, results[0]["id"], "sagrada")
+    await asyncio.sleep(0.5)
+    assert not [c for c in emulator.calls[mark:] if not c.ok]

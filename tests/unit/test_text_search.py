@@ -55,3 +55,34 @@ def test_odd_queries_never_raise(dev_search: TextSearch, query: str) -> None:
 def test_typos_and_transliterations(dev_search: TextSearch) -> None:
     assert dev_search.search("notr dam", 1)[0].landmark_id == "notre_dame"
     assert dev_search.search("мулен руж", 1)[0].landmark_id == "moulin_rouge"
+
+
+def test_paging_over_many_matches() -> None:
+    landmarks = [LandmarkText(id=f"palace_{i}", name_en=f"Palace number {i}", city="Town") for i in range(12)]
+    landmarks.append(LandmarkText(id="bridge", name_en="Old Bridge", city="Town"))
+    search = TextSearch(landmarks)
+    first = search.page("palace", limit=5, offset=0)
+    second = search.page("palace", limit=5, offset=5)
+    last = search.page("palace", limit=5, offset=10)
+    assert first.matched and first.total == 12
+    assert [len(p.hits) for p in (first, second, last)] == [5, 5, 2]
+    seen = [h.landmark_id for p in (first, second, last) for h in p.hits]
+    assert sorted(seen) == sorted(f"palace_{i}" for i in range(12))
+
+
+def test_no_match_offers_suggestions(dev_search: TextSearch) -> None:
+    page = dev_search.page("hello, what can you do?", limit=5)
+    assert not page.matched and page.total == 0 and 0 < len(page.hits) <= 3
+
+
+def test_search_keyboard_pages_and_photo_buttons() -> None:
+    from bot.keyboards import LandmarkPhotosCallback, SearchPageCallback, search_keyboard
+    from bot.locales import Texts
+
+    markup = search_keyboard(Texts("en"), "tok", offset=5, page_size=5, total=12,
+                             landmarks=[("a", "Alpha"), ("b", "Beta")])
+    data = [b.callback_data for row in markup.inline_keyboard for b in row]
+    assert data[:2] == [LandmarkPhotosCallback(landmark_id="a").pack(), LandmarkPhotosCallback(landmark_id="b").pack()]
+    assert SearchPageCallback(token="tok", offset=0).pack() in data
+    assert SearchPageCallback(token="tok", offset=10).pack() in data
+    assert all(len(d.encode()) <= 64 for d in data)
