@@ -189,6 +189,16 @@ def eval_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
         json_path.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
 
 
+@app.command("bench-search")
+def bench_search_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
+                     repeats: int = typer.Option(5, help="How many times each text query is searched.")) -> None:
+    """Print text-search latency (p50/p95) over the dataset's text queries, as the worker runs it."""
+    from ml.bench import bench_text_search
+
+    figures = bench_text_search(folder, repeats)
+    console.print(", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()))
+
+
 # -- processes --------------------------------------------------------------------------------
 def _stop_on_signals(stop) -> None:  # type: ignore[no-untyped-def]
     loop = asyncio.get_running_loop()
