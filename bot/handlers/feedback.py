@@ -9,7 +9,7 @@ from aiogram.types import CallbackQuery
 
 from bot.keyboards import FeedbackCallback, MorePhotosCallback
 from bot.locales import Texts
-from bot.services.gallery_media import send_gallery_photos
+from bot.services.gallery_media import answer_button_with_photos
 from bot.settings import BotSettings
 from storage.services import Services
 
@@ -39,9 +39,4 @@ async def on_more_photos(query: CallbackQuery, callback_data: MorePhotosCallback
         return
     shown = recognition.result.get("example_photo_ids", [])[: bot_settings.example_photos]
     photos = await services.repos.example_photos(recognition.top_landmark_id, bot_settings.more_photos, exclude=shown)
-    if not photos:
-        await query.answer(texts("no_more_photos"))
-        return
-    await query.answer()
-    chat_id = query.message.chat.id if query.message else query.from_user.id
-    await send_gallery_photos(bot, services, chat_id, photos)
+    await answer_button_with_photos(query, bot, services, photos, texts)

@@ -13,7 +13,7 @@ from aiogram.utils.chat_action import ChatActionSender
 from bot.keyboards import LandmarkPhotosCallback, SearchPageCallback, search_keyboard
 from bot.locales import Texts
 from bot.rendering import escape
-from bot.services.gallery_media import send_gallery_photos
+from bot.services.gallery_media import answer_button_with_photos, callback_chat_id, send_gallery_photos
 from bot.services.recognition import RecognitionFailed
 from bot.services.search import recall_query, remember_query, search
 from bot.settings import BotSettings
@@ -49,8 +49,7 @@ async def on_page(query: CallbackQuery, callback_data: SearchPageCallback, bot: 
         await query.answer(texts("search_expired"))
         return
     await query.answer()
-    chat_id = query.message.chat.id if query.message else query.from_user.id
-    await answer_search(chat_id, text, callback_data.offset, bot, services, bot_settings, texts,
+    await answer_search(callback_chat_id(query), text, callback_data.offset, bot, services, bot_settings, texts,
                         token=callback_data.token)
 
 
@@ -58,12 +57,7 @@ async def on_page(query: CallbackQuery, callback_data: SearchPageCallback, bot: 
 async def on_landmark_photos(query: CallbackQuery, callback_data: LandmarkPhotosCallback, bot: Bot,
                              services: Services, bot_settings: BotSettings, texts: Texts) -> None:
     photos = await services.repos.example_photos(callback_data.landmark_id, bot_settings.more_photos)
-    if not photos:
-        await query.answer(texts("no_more_photos"))
-        return
-    await query.answer()
-    chat_id = query.message.chat.id if query.message else query.from_user.id
-    await send_gallery_photos(bot, services, chat_id, photos)
+    await answer_button_with_photos(query, bot, services, photos, texts)
 
 
 async def answer_search(chat_id: int, query: str, offset: int, bot: Bot, services: Services,

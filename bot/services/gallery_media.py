@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 from aiogram import Bot
-from aiogram.types import BufferedInputFile, Message
+from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.media_group import MediaGroupBuilder
 
+from bot.locales import Texts
 from storage.models import Photo
 from storage.services import Services
 
@@ -41,3 +42,18 @@ async def send_gallery_photos(bot: Bot, services: Services, chat_id: int, photos
     return messages
 
 
+
+
+def callback_chat_id(query: CallbackQuery) -> int:
+    """The chat a button was pressed in (the message may be too old for Telegram to include it)."""
+    return query.message.chat.id if query.message else query.from_user.id
+
+
+async def answer_button_with_photos(query: CallbackQuery, bot: Bot, services: Services, photos: list[Photo],
+                                    texts: Texts) -> None:
+    """A "photos" button: the photos, or a short notice when there are none left to show."""
+    if not photos:
+        await query.answer(texts("no_more_photos"))
+        return
+    await query.answer()
+    await send_gallery_photos(bot, services, callback_chat_id(query), photos)
