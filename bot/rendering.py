@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from html import escape as _html_escape
+from typing import Protocol
 
 from bot.locales import Texts
-from storage.schemas import LandmarkScore, RecognitionResult
+from storage.schemas import RecognitionResult
+
+
+class NamedPlace(Protocol):
+    """Anything with a landmark's names and place: a result's LandmarkScore or the database row."""
+
+    name_en: str
+    name_ru: str | None
+    city: str | None
+    country: str | None
 
 
 def escape(value: str) -> str:
@@ -13,15 +23,15 @@ def escape(value: str) -> str:
     return _html_escape(value, quote=False)
 
 
-def landmark_name(landmark: LandmarkScore, language: str) -> str:
+def landmark_name(landmark: NamedPlace, language: str) -> str:
     if language == "ru" and landmark.name_ru:
         return landmark.name_ru
     return landmark.name_en
 
 
-def _place(landmark: LandmarkScore) -> str:
-    parts = [p for p in (landmark.city, landmark.country) if p]
-    return ", ".join(parts)
+def place_of(landmark: NamedPlace) -> str:
+    """"City, Country", or whichever of the two is known."""
+    return ", ".join(p for p in (landmark.city, landmark.country) if p)
 
 
 def percent(probability: float) -> str:
@@ -34,7 +44,7 @@ def render_result(result: RecognitionResult, texts: Texts, *, from_cache: bool =
     best = result.best
     if result.recognized and best is not None:
         lines.append(texts("recognized_title", name=escape(landmark_name(best, texts.language))))
-        place = _place(best)
+        place = place_of(best)
         if place:
             lines.append(f"📍 {escape(place)}")
         lines.append("")
@@ -44,7 +54,7 @@ def render_result(result: RecognitionResult, texts: Texts, *, from_cache: bool =
         lines.append("")
         lines.append(texts("uncertain_header"))
     for rank, landmark in enumerate(result.landmarks[:5], start=1):
-        place = _place(landmark)
+        place = place_of(landmark)
         suffix = f" — {escape(place)}" if place else ""
         lines.append(f"{rank}. {escape(landmark_name(landmark, texts.language))}{suffix}: "
                      f"<b>{percent(landmark.probability)}</b>")

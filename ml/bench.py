@@ -9,14 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from ml.text.search import LandmarkText, TextSearch
+from storage.dataset_import import read_landmarks
 
 
 def bench_text_search(folder: Path, repeats: int = 5) -> dict[str, float]:
     """p50/p95 of one search page (fuzzy + embedding + fusion) over the dataset's text queries."""
-    with open(folder / "landmarks.csv", encoding="utf-8") as handle:
-        landmarks = [LandmarkText(id=r["landmark_id"], name_en=r["name_en"], name_ru=r.get("name_ru") or None,
-                                  city=r.get("city") or None, country=r.get("country") or None)
-                     for r in csv.DictReader(handle)]
+    landmarks = [LandmarkText.from_row(fields) for fields in read_landmarks(folder)]
     with open(folder / "text_queries.csv", encoding="utf-8") as handle:
         queries = [r["query"] for r in csv.DictReader(handle)]
     started = time.perf_counter()

@@ -139,6 +139,7 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
     known = [i for i, t in enumerate(truth) if t is not None]
     unknown = [i for i, t in enumerate(truth) if t is None]
     known_truth = [truth[i] for i in known]
+    known_categories = [categories.get(t, "other") for t in known_truth]
     return EvalReport(
         landmark_p_at_1=precision_at_k([ranked[i] for i in known], known_truth, 1),
         landmark_p_at_5=precision_at_k([ranked[i] for i in known], known_truth, 5),
@@ -146,10 +147,8 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
         gap=global_average_precision([r[0] if ok and r else None for r, ok in zip(ranked, recognised)],
                                      top_probability, truth),
         retrieval_recall_at_20=precision_at_k([retrieved[i] for i in known], known_truth, RECALL_DEPTH),
-        category_p_at_1=precision_at_k([category_ranked[i] for i in known],
-                                       [categories.get(t, "other") for t in known_truth], 1),
-        category_p_at_5=precision_at_k([category_ranked[i] for i in known],
-                                       [categories.get(t, "other") for t in known_truth], 5),
+        category_p_at_1=precision_at_k([category_ranked[i] for i in known], known_categories, 1),
+        category_p_at_5=precision_at_k([category_ranked[i] for i in known], known_categories, 5),
         distractor_rejection=float(np.mean([not recognised[i] for i in unknown])) if unknown else 0.0,
         false_rejection=float(np.mean([not recognised[i] for i in known])) if known else 0.0,
         ece=expected_calibration_error(top_probability,

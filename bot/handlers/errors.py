@@ -19,7 +19,7 @@ async def on_error(event: ErrorEvent) -> bool:
     log.error("bot.update_failed update=%s error=%s: %s", update.update_id, type(event.exception).__name__,
               event.exception, exc_info=event.exception)
     message = update.message or (update.callback_query.message if update.callback_query else None)
-    user = message.from_user if update.message else (update.callback_query.from_user if update.callback_query else None)
+    user = getattr(update.event, "from_user", None)
     if message is not None:
         texts = Texts(pick_language(user.language_code if user else None))
         try:

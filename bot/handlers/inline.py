@@ -20,7 +20,7 @@ from aiogram.types import (
 )
 
 from bot.locales import Texts
-from bot.rendering import escape
+from bot.rendering import escape, landmark_name, place_of
 from bot.services.recognition import RecognitionFailed
 from bot.services.search import search
 from bot.settings import BotSettings
@@ -66,21 +66,15 @@ async def on_chosen(result: ChosenInlineResult) -> None:
     log.info("inline.chosen user=%s result=%s", result.from_user.id, result.result_id)
 
 
-def _caption(landmark: Landmark, language: str) -> tuple[str, str]:
-    name = landmark.name_ru if language == "ru" and landmark.name_ru else landmark.name_en
-    place = ", ".join(p for p in (landmark.city, landmark.country) if p)
-    return name, place
-
-
 async def _result(bot: Bot, services: Services, settings: BotSettings, texts: Texts, landmark: Landmark):  # type: ignore[no-untyped-def]
-    name, place = _caption(landmark, texts.language)
+    name, place = landmark_name(landmark, texts.language), place_of(landmark)
     caption = f"<b>{escape(name)}</b>" + (f"\n📍 {escape(place)}" if place else "")
     photos = await services.repos.example_photos(landmark.id, 1)
     file_id = await _file_id(bot, services, settings, photos[0]) if photos else None
     if file_id:
-        return InlineQueryResultCachedPhoto(id=f"{landmark.id}"[:64], photo_file_id=file_id, title=name,
+        return InlineQueryResultCachedPhoto(id=landmark.id[:64], photo_file_id=file_id, title=name,
                                             description=place, caption=caption)
-    return InlineQueryResultArticle(id=f"{landmark.id}"[:64], title=name, description=place,
+    return InlineQueryResultArticle(id=landmark.id[:64], title=name, description=place,
                                     input_message_content=InputTextMessageContent(message_text=caption))
 
 

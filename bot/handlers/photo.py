@@ -12,7 +12,7 @@ from aiogram.utils.chat_action import ChatActionSender
 
 from bot.keyboards import answer_keyboard
 from bot.locales import Texts
-from bot.rendering import landmark_name, render_result
+from bot.rendering import landmark_name, place_of, render_result
 from bot.services.gallery_media import send_gallery_photos
 from bot.services.recognition import Answer, RecognitionFailed, cached_by_file, recognize_bytes
 from bot.settings import BotSettings
@@ -101,6 +101,6 @@ async def _reply(message: Message, bot: Bot, services: Services, settings: BotSe
     examples = await services.repos.photos_by_ids(result.example_photo_ids[: settings.example_photos])
     await send_gallery_photos(bot, services, message.chat.id, examples)
     if best.lat is not None and best.lon is not None:
-        address = ", ".join(p for p in (best.city, best.country) if p) or landmark_name(best, texts.language)
+        address = place_of(best) or landmark_name(best, texts.language)
         await message.answer_venue(latitude=best.lat, longitude=best.lon,
                                    title=landmark_name(best, texts.language), address=address)

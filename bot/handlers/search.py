@@ -12,7 +12,7 @@ from aiogram.utils.chat_action import ChatActionSender
 
 from bot.keyboards import LandmarkPhotosCallback, SearchPageCallback, search_keyboard
 from bot.locales import Texts
-from bot.rendering import escape
+from bot.rendering import escape, landmark_name, place_of
 from bot.services.gallery_media import answer_button_with_photos, callback_chat_id, send_gallery_photos
 from bot.services.recognition import RecognitionFailed
 from bot.services.search import recall_query, remember_query, search
@@ -74,12 +74,12 @@ async def answer_search(chat_id: int, query: str, offset: int, bot: Bot, service
         hits = [hit for hit in result.hits if hit.landmark_id in landmarks]
         log.info("search.answered chat=%s matched=%s total=%d offset=%d", chat_id, result.matched, result.total,
                  offset)
-        names = {hit.landmark_id: _name(landmarks[hit.landmark_id], texts.language) for hit in hits}
+        names = {hit.landmark_id: landmark_name(landmarks[hit.landmark_id], texts.language) for hit in hits}
         if result.matched:
             photos = []
             for hit in hits:
                 photos.extend(await services.repos.example_photos(hit.landmark_id, 1))
-            captions = [f"{names[p.landmark_id]}" for p in photos]
+            captions = [names[p.landmark_id] for p in photos]
             await send_gallery_photos(bot, services, chat_id, photos, captions=captions)
             header = texts("search_header", query=shown_query, first=offset + 1, last=offset + len(hits),
                            total=result.total)
@@ -87,8 +87,7 @@ async def answer_search(chat_id: int, query: str, offset: int, bot: Bot, service
             header = texts("search_none", query=shown_query) if shown_query.strip() else texts("search_usage")
         lines = [header]
         for rank, hit in enumerate(hits, start=offset + 1):
-            row = landmarks[hit.landmark_id]
-            place = ", ".join(p for p in (row.city, row.country) if p)
+            place = place_of(landmarks[hit.landmark_id])
             lines.append(texts("search_line", rank=rank, name=escape(names[hit.landmark_id]), place=escape(place),
                                score=round(100 * max(hit.fuzzy, hit.semantic))))
         if not result.matched:
@@ -98,7 +97,3 @@ async def answer_search(chat_id: int, query: str, offset: int, bot: Bot, service
         keyboard = search_keyboard(texts, token, offset, PAGE_SIZE, result.total if result.matched else 0,
                                    [(hit.landmark_id, names[hit.landmark_id]) for hit in hits])
         await bot.send_message(chat_id, "\n".join(lines), reply_markup=keyboard)
-
-
-def _name(row, language: str) -> str:  # type: ignore[no-untyped-def]
-    return row.name_ru if language == "ru" and row.name_ru else row.name_en

@@ -42,8 +42,6 @@ async def send_gallery_photos(bot: Bot, services: Services, chat_id: int, photos
     return messages
 
 
-
-
 def callback_chat_id(query: CallbackQuery) -> int:
     """The chat a button was pressed in (the message may be too old for Telegram to include it)."""
     return query.message.chat.id if query.message else query.from_user.id

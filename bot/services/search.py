@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+from bot.services.recognition import RecognitionFailed
 from storage.queue import QueueTimeout
 from storage.schemas import Job, SearchResult
 from storage.services import Services
-
-from bot.services.recognition import RecognitionFailed
 
 QUERY_TTL_S = 24 * 3600
 MAX_QUERY_CHARS = 256  # longer texts are cut: no landmark name is that long

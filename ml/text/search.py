@@ -9,6 +9,7 @@ every landmark; the rankings are fused by reciprocal rank, so neither score scal
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import faiss
@@ -36,10 +37,10 @@ class LandmarkText:
 
     @classmethod
     def from_row(cls, row: object) -> LandmarkText:
-        """From anything with the landmark's attributes (the ORM row, an index LandmarkInfo)."""
-        return cls(id=row.id, name_en=row.name_en, name_ru=getattr(row, "name_ru", None),
-                   aliases=tuple(getattr(row, "aliases", None) or ()), city=getattr(row, "city", None),
-                   country=getattr(row, "country", None), description=getattr(row, "description", None))
+        """From the ORM row, or from the fields `storage.dataset_import.read_landmarks` reads off landmarks.csv."""
+        get = row.get if isinstance(row, Mapping) else lambda name: getattr(row, name, None)
+        return cls(id=get("id"), name_en=get("name_en"), name_ru=get("name_ru"), aliases=tuple(get("aliases") or ()),
+                   city=get("city"), country=get("country"), description=get("description"))
 
     def names(self) -> list[str]:
         return [n for n in (self.name_en, self.name_ru, *self.aliases) if n]

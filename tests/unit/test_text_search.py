@@ -9,6 +9,7 @@ import pytest
 
 from ml.text.normalize import fold, variants
 from ml.text.search import LandmarkText, TextSearch
+from storage.dataset_import import read_landmarks
 from tests.conftest import FIGURES
 
 
@@ -25,10 +26,7 @@ def test_variants_cross_scripts() -> None:
 
 @pytest.fixture(scope="module")
 def dev_search(dataset: Path) -> TextSearch:
-    with open(dataset / "landmarks.csv", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    return TextSearch([LandmarkText(id=r["landmark_id"], name_en=r["name_en"], name_ru=r["name_ru"] or None,
-                                    city=r["city"] or None, country=r["country"] or None) for r in rows])
+    return TextSearch([LandmarkText.from_row(fields) for fields in read_landmarks(dataset)])
 
 
 def test_dev_text_queries_rank_the_right_landmark_first(dev_search: TextSearch, dataset: Path) -> None:
