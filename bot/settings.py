@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
 from typing import Annotated
 
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -21,6 +21,7 @@ class BotSettings(BaseSettings):
     storage_chat_id: int | None = Field(
         default=None, description="Chat where the bot uploads gallery photos once to get Telegram file_ids for "
                                   "inline results; without it inline results are text only.")
+    search_page_size: int = Field(default=5, ge=1, le=10, description="Landmarks on one page of search results.")
     inline_cache_time_s: int = Field(default=300, description="How long Telegram caches an inline answer.")
 
     @field_validator("admin_ids", mode="before")

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import uuid
 from pathlib import Path
 
 import typer
@@ -81,27 +82,68 @@ def import_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False))
         console.print(f"  rejected {line}")
 
 
-@app.command("index")
-def index_cmd() -> None:
-    """Embed the gallery, train the heads, build and activate a new index version."""
-    from ml.indexer import build_index
-    from ml.models.image_embedder import ImageEmbedder
-    from ml.models.local_features import LocalFeatureMatcher
+@app.command("reindex")
+def reindex_cmd(full: bool = typer.Option(False, "--full", help="Embed every photo again, ignoring the cache.")) -> None:
+    """Build and activate a new index version (as /reindex in the bot): only new photos are embedded."""
+    from ml import reindex
     from storage.migrate import upgrade
 
     upgrade()
 
     async def work(services):  # type: ignore[no-untyped-def]
+        models = _index_models()
+        job_id = uuid.uuid4().hex
+        if not await reindex.acquire(services.cache, job_id):
+            return None
         with progress_bar() as update:
-            return await build_index(services.repos, services.photos, ImageEmbedder(), LocalFeatureMatcher(),
-                                     services.settings.index_dir, progress=lambda d, t: update("embed photos", d, t))
+            seen: set[tuple[str, int]] = set()
 
-    bundle = asyncio.run(_with_services(work))
-    stats = bundle.stats
-    console.print(f"index {bundle.version}: {stats['n_photos']} photos, {stats['n_landmarks']} landmarks, "
-                  f"{stats['images_per_second']} images/s, {stats['total_seconds']} s")
-    console.print(f"gallery leave-one-out: P@1 {stats['loo_p_at_1']}, accepted {stats['loo_accepted']}, "
-                  f"unknowns rejected {stats['loo_unknown_rejection']}")
+            def show(state) -> None:  # type: ignore[no-untyped-def]
+                if state.total and (state.stage, state.done) not in seen:
+                    seen.add((state.stage, state.done))
+                    update(REINDEX_STAGES.get(state.stage, state.stage), state.done, state.total)
+
+            return await reindex.run_locked(services, models, job_id, full, on_state=show)
+
+    state = asyncio.run(_with_services(work))
+    if state is None:
+        console.print("[red]a reindex is already running[/red] (started from the bot or another shell)")
+        raise typer.Exit(1)
+    if state.status == "unchanged":
+        console.print(f"nothing new: index {state.version} already has every photo ({state.seconds} s)")
+    elif state.status != "done":
+        console.print(f"[red]reindex {state.status}[/red]: {state.error or ''} (the old index keeps serving)")
+        raise typer.Exit(1)
+    else:
+        console.print(f"index {state.version}: {state.n_photos} photos, {state.n_landmarks} landmarks, "
+                      f"{state.embedded} embedded, {state.images_per_second} images/s overall, {state.seconds} s")
+        figures = state.figures
+        console.print(f"gallery leave-one-out: P@1 {figures.get('loo_p_at_1')}, accepted {figures.get('loo_accepted')},"
+                      f" unknowns rejected {figures.get('loo_unknown_rejection')}")
+    for skipped in state.skipped:
+        console.print(f"[yellow]skipped[/yellow] {skipped}")
+
+
+REINDEX_STAGES = {"embed": "embed photos", "calibrate": "calibrate", "text": "text vectors", "save": "save"}
+
+
+def _text_encoders():  # type: ignore[no-untyped-def]
+    from ml.settings import MLSettings
+    from ml.text.encoders import default_encoders
+
+    settings = MLSettings()
+    return default_encoders(settings.text_model_path or None, settings.text_model_multilingual)
+
+
+def _index_models():  # type: ignore[no-untyped-def]
+    from ml.indexer import IndexModels
+    from ml.models.image_embedder import ImageEmbedder
+    from ml.models.local_features import LocalFeatureMatcher
+
+    return IndexModels(ImageEmbedder(), LocalFeatureMatcher(), _text_encoders())
+
+
+app.command("index", help="Same as reindex.")(reindex_cmd)
 
 
 @app.command("recognize")
@@ -148,13 +190,15 @@ def _print_result(path: Path, result) -> None:  # type: ignore[no-untyped-def]
 def search_cmd(text: str = typer.Argument(..., help="A landmark name in Russian or English, typos allowed."),
                limit: int = typer.Option(5, help="How many landmarks to list.")) -> None:
     """Find landmarks of the gallery by name, as /search in the bot ranks them."""
-    from ml.text.search import LandmarkText, TextSearch
+    from ml.text.search import LandmarkText, TextCorpus, TextSearch
 
     async def landmarks(services):  # type: ignore[no-untyped-def]
-        return await services.repos.get_landmarks()
+        return await services.repos.get_landmarks(), await services.repos.active_index()
 
-    rows = asyncio.run(_with_services(landmarks))
-    hits = TextSearch([LandmarkText.from_row(row) for row in rows.values()]).search(text, limit)
+    rows, active = asyncio.run(_with_services(landmarks))
+    corpus = TextCorpus.load(Path(active.path)) if active else None  # the text vectors the worker serves
+    search = TextSearch(corpus or [LandmarkText.from_row(row) for row in rows.values()], _text_encoders())
+    hits = [hit for hit in search.search(text, limit) if hit.landmark_id in rows]
     table = Table(title=f"search: {text}")
     for column in ("#", "landmark", "name (ru)", "city", "score", "fuzzy", "semantic"):
         table.add_column(column)
@@ -192,11 +236,28 @@ def eval_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
 @app.command("bench-search")
 def bench_search_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
                      repeats: int = typer.Option(5, help="How many times each text query is searched.")) -> None:
-    """Print text-search latency (p50/p95) over the dataset's text queries, as the worker runs it."""
-    from ml.bench import bench_text_search
+    """Print text-search latency (p50/p95) over the dataset's text queries: inside the worker, then through
+    the queue against the active index (a worker in this process on the embedded defaults)."""
+    from ml.bench import bench_search_round_trip, bench_text_search, read_text_queries
+    from storage.migrate import upgrade
 
-    figures = bench_text_search(folder, repeats)
-    console.print(", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()))
+    def show(title: str, figures: dict) -> None:  # type: ignore[type-arg]
+        console.print(f"{title}: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
+                                               for k, v in figures.items()))
+
+    show("search in the worker", bench_text_search(folder, repeats))
+    upgrade()
+
+    async def round_trip(services):  # type: ignore[no-untyped-def]
+        if await services.repos.active_index() is None:
+            return None
+        return await bench_search_round_trip(services, read_text_queries(folder), repeats)
+
+    figures = asyncio.run(_with_services(round_trip))
+    if figures is None:
+        console.print("no active index: run `landmarks seed` (or import + reindex) for the round trip through the queue")
+    else:
+        show("search job through the queue", figures)
 
 
 # -- processes --------------------------------------------------------------------------------
@@ -279,7 +340,7 @@ def _seed_if_empty() -> None:
         import_cmd(Path(dataset))
         n_photos = 1
     if n_photos and active is None:
-        index_cmd()
+        reindex_cmd(full=False)
     StorageSettings().ensure_dirs()
 
 

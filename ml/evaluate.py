@@ -16,13 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.indexer import build_index
-from ml.metrics import expected_calibration_error, global_average_precision, map_at_k, precision_at_k
+from ml.index.bundle import IndexBundle
+from ml.indexer import BuildControl, IndexModels, build_index
+from ml.metrics import (
+    expected_calibration_error,
+    global_average_precision,
+    map_at_k,
+    precision_at_k,
+)
 from ml.models.image_embedder import ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher
 from ml.recognize import Recognizer
-from ml.text.search import LandmarkText, TextSearch
-from ml.index.bundle import IndexBundle
+from ml.text.encoders import default_encoders
+from ml.text.search import TextSearch
 from storage.dataset_import import import_dataset
 from storage.db import create_engine, create_session_factory
 from storage.images import decode_image
@@ -79,20 +85,21 @@ async def evaluate(folder: Path, progress: Callable[[str, int, int], None] | Non
             store = PhotoStore(settings.photos_dir)
             await import_dataset(folder, repos, store,
                                  progress=(lambda d, t: progress("import", d, t)) if progress else None)
-            embedder, matcher = ImageEmbedder(), LocalFeatureMatcher()
+            models = IndexModels(ImageEmbedder(), LocalFeatureMatcher(), default_encoders())
             started = time.perf_counter()
-            bundle = await build_index(repos, store, embedder, matcher, settings.index_dir,
-                                       progress=(lambda d, t: progress("index", d, t)) if progress else None)
+            outcome = await build_index(repos, store, models, settings.index_dir,
+                                        control=BuildControl(progress=progress))
             index_seconds = time.perf_counter() - started
             landmarks = await repos.get_landmarks()
         finally:
             await engine.dispose()
-        recognizer = Recognizer(embedder, matcher, IndexBundle.load(settings.index_dir / bundle.version))
+        bundle = IndexBundle.load(settings.index_dir / outcome.version)
+        recognizer = Recognizer(models.embedder, models.matcher, bundle)
         report = _score(folder, queries, recognizer, {k: v.category for k, v in landmarks.items()}, index_seconds,
                         progress)
         text_queries = folder / "text_queries.csv"
         if text_queries.exists():
-            search = TextSearch([LandmarkText.from_row(row) for row in landmarks.values()])
+            search = TextSearch(bundle.text, models.text_encoders)  # the text vectors the index stored
             report.text_hit_at_1, report.text_hit_at_5, report.text_mrr = _score_text(text_queries, search)
         return report
 

@@ -1,17 +1,24 @@
 """Build a new index version from the gallery and make it the one that serves.
 
-Embeds every gallery photo (global descriptor + local features), trains the landmark and
-category heads, fits the fusion weights and the rejection threshold by leave-one-out on
-the gallery (gallery distractors as negatives), writes the version folder beside the old
-ones, and flips the active pointer in the database in one transaction.
+Embeds every gallery photo (global descriptor + local features; photos already embedded
+with the same models come from the embedding cache), trains the landmark and category
+heads, fits the fusion weights and the rejection threshold by leave-one-out on the gallery
+(gallery distractors as negatives), encodes the landmarks' names for text search, writes
+the version folder beside the old ones, and flips the active pointer in the database in one
+transaction. Until that flip the old version serves; a build that fails or is cancelled
+leaves it serving.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,23 +26,58 @@ import numpy as np
 
 from ml.fusion import fit_fusion, probabilities
 from ml.index.bundle import IndexBundle, LandmarkInfo
+from ml.index.embedding_cache import EmbeddingCache
 from ml.index.vector_index import VectorIndex
 from ml.models.heads import out_of_fold_log_proba, train_linear_head
 from ml.models.image_embedder import ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
 from ml.recognize import gather_evidence
 from ml.settings import MLSettings
+from ml.text.encoders import TextEncoder
+from ml.text.search import LandmarkText, TextCorpus
 from storage.images import ImageRejected, decode_image
 from storage.photo_store import PhotoStore
 from storage.repositories import GalleryPhoto, Repositories
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]
+Progress = Callable[[str, int, int], None]  # (stage, done, total): "embed", then "calibrate"
 
 
 class EmptyGallery(RuntimeError):
     pass
+
+
+class IndexCancelled(RuntimeError):
+    pass
+
+
+@dataclass
+class IndexModels:
+    """Everything that turns photos and names into an index; loaded once per process."""
+
+    embedder: ImageEmbedder
+    matcher: LocalFeatureMatcher
+    text_encoders: list[TextEncoder]
+
+    @property
+    def signature(self) -> str:
+        """Which models made an embedding: a change means every photo is embedded again."""
+        return f"{self.embedder.model_id}+{self.matcher.config.model_id}"
+
+
+@dataclass
+class BuildControl:
+    """How a caller follows and stops a build that runs in a thread."""
+
+    progress: Progress | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def report(self, stage: str, done: int, total: int) -> None:
+        if self.cancel.is_set():
+            raise IndexCancelled("the reindex was cancelled")
+        if self.progress:
+            self.progress(stage, done, total)
 
 
 def new_version_name() -> str:
@@ -43,31 +85,41 @@ def new_version_name() -> str:
 
 
 def embed_photos(
-    photos: list[GalleryPhoto], store: PhotoStore, embedder: ImageEmbedder, matcher: LocalFeatureMatcher,
-    progress: Progress | None = None,
-) -> tuple[list[GalleryPhoto], np.ndarray, list[LocalFeatures], list[str]]:
-    """Embeds what decodes; corrupt photos are skipped and listed, never fatal."""
-    kept, vectors, local, skipped = [], [], [], []
+    photos: list[GalleryPhoto], store: PhotoStore, models: IndexModels, cache: EmbeddingCache | None = None,
+    control: BuildControl | None = None,
+) -> tuple[list[GalleryPhoto], np.ndarray, list[LocalFeatures], list[str], int]:
+    """Embeds what decodes (from the cache when it can); corrupt photos are skipped and listed, never fatal.
+
+    Returns the kept photos, their vectors and local features, the skipped ones, and how many
+    photos were really embedded (the rest came from the cache)."""
+    control = control or BuildControl()
+    kept, vectors, local, skipped, embedded = [], [], [], [], 0
     for done, photo in enumerate(photos, start=1):
-        try:
-            image = decode_image(store.read(photo.path))
-        except (ImageRejected, OSError) as exc:
-            skipped.append(f"{photo.path}: {exc}")
-            log.warning("index.photo_skipped photo_id=%s reason=%s", photo.id, exc)
-        else:
-            kept.append(photo)
-            vectors.append(embedder.embed_one(image).vector)
-            local.append(matcher.extract(image))
-        if progress:
-            progress(done, len(photos))
+        cached = cache.get(photo.sha256) if cache else None
+        if cached is None:
+            try:
+                image = decode_image(store.read(photo.path))
+            except (ImageRejected, OSError) as exc:
+                skipped.append(f"photo {photo.id} ({Path(photo.path).name}): {exc}")
+                log.warning("index.photo_skipped photo_id=%s reason=%s", photo.id, exc)
+                control.report("embed", done, len(photos))
+                continue
+            cached = models.embedder.embed_one(image).vector, models.matcher.extract(image)
+            embedded += 1
+            if cache:
+                cache.put(photo.sha256, *cached)
+        kept.append(photo)
+        vectors.append(cached[0])
+        local.append(cached[1])
+        control.report("embed", done, len(photos))
     array = np.stack(vectors) if vectors else np.zeros((0, 1), np.float32)
-    return kept, array, local, skipped
+    return kept, array, local, skipped, embedded
 
 
 def build_bundle(
     photos: list[GalleryPhoto], vectors: np.ndarray, local: list[LocalFeatures],
     landmarks: dict[str, LandmarkInfo], embedder: ImageEmbedder, matcher: LocalFeatureMatcher,
-    false_accept_rate: float = 0.05,
+    false_accept_rate: float = 0.05, control: BuildControl | None = None,
 ) -> IndexBundle:
     landmark_rows = [i for i, p in enumerate(photos) if p.landmark_id is not None]
     distractor_rows = [i for i, p in enumerate(photos) if p.landmark_id is None]
@@ -90,7 +142,7 @@ def build_bundle(
         fusion=fit_fusion([]),
     )
     samples = calibration_samples(bundle, matcher, gallery_vectors, labels, vectors[distractor_rows],
-                                  [local[i] for i in distractor_rows])
+                                  [local[i] for i in distractor_rows], control or BuildControl())
     bundle.fusion = fit_fusion(samples, false_accept_rate=false_accept_rate)
     bundle.stats = gallery_stats(bundle, samples, len(distractor_rows))
     return bundle
@@ -98,7 +150,7 @@ def build_bundle(
 
 def calibration_samples(
     bundle: IndexBundle, matcher: LocalFeatureMatcher, vectors: np.ndarray, labels: list[str],
-    distractor_vectors: np.ndarray, distractor_local: list[LocalFeatures],
+    distractor_vectors: np.ndarray, distractor_local: list[LocalFeatures], control: BuildControl,
 ) -> list[tuple[np.ndarray, int]]:
     """Evidence from the gallery alone, in three kinds (query photos never tune anything):
 
@@ -114,7 +166,9 @@ def calibration_samples(
     }
     held_out_head = out_of_fold_log_proba(vectors, labels, classes)
     samples = []
+    total = len(labels) + len(distractor_vectors)
     for row, label in enumerate(labels):
+        control.report("calibrate", row, total)
         if len(rows_of[label]) >= 2:
             found = gather_evidence(bundle, matcher, vectors[row], bundle.local[row], exclude_rows=frozenset({row}),
                                     head_log_proba=held_out_head[row])
@@ -123,9 +177,11 @@ def calibration_samples(
             found = gather_evidence(bundle, matcher, vectors[row], bundle.local[row], exclude_rows=rows_of[label],
                                     head_log_proba=_without_class(held_out_head[row], column[label]))
             samples.append((np.delete(found.evidence, column[label], axis=0), -1))
-    for vector, local in zip(distractor_vectors, distractor_local):
+    for done, (vector, local) in enumerate(zip(distractor_vectors, distractor_local), start=len(labels)):
+        control.report("calibrate", done, total)
         found = gather_evidence(bundle, matcher, vector, local)
         samples.append((found.evidence, -1))
+    control.report("calibrate", total, total)
     return samples
 
 
@@ -160,34 +216,91 @@ def gallery_stats(bundle: IndexBundle, samples: list[tuple[np.ndarray, int]], n_
     }
 
 
+def content_signature(photos: list[GalleryPhoto], landmarks: dict[str, LandmarkText], models: IndexModels,
+                      false_accept_rate: float) -> str:
+    """What an index is made of; the same signature twice means a rebuild would give the same index."""
+    content = {
+        "models": [models.signature, *sorted(e.model_id for e in models.text_encoders)],
+        "photos": sorted((p.sha256, p.landmark_id or "") for p in photos),
+        "landmarks": sorted(json.dumps(vars(lm), sort_keys=True, ensure_ascii=False, default=list)
+                            for lm in landmarks.values()),
+        "false_accept_rate": false_accept_rate,
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class IndexOutcome:
+    """What a build did: the new bundle, or `unchanged` when the active index already matches the gallery."""
+
+    bundle: IndexBundle | None
+    unchanged: bool
+    version: str
+    n_photos: int
+    n_landmarks: int
+    embedded: int = 0
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    images_per_second: float | None = None
+    stats: dict = field(default_factory=dict)
+
+
 async def build_index(
-    repos: Repositories, store: PhotoStore, embedder: ImageEmbedder, matcher: LocalFeatureMatcher,
-    index_root: Path, progress: Progress | None = None, false_accept_rate: float | None = None,
-) -> IndexBundle:
-    """Embed the gallery, build and save a new version, activate it. Returns the bundle."""
+    repos: Repositories, store: PhotoStore, models: IndexModels, index_root: Path,
+    embeddings: EmbeddingCache | None = None, control: BuildControl | None = None,
+    false_accept_rate: float | None = None, full: bool = False,
+) -> IndexOutcome:
+    """Embed the gallery, build and save a new version, activate it.
+
+    Without `full`, photos come from the embedding cache where they can, and nothing is
+    rebuilt when the active index was made from the same photos, names and models."""
     started = time.perf_counter()
+    control = control or BuildControl()
+    rate = MLSettings().open_set_false_accept_rate if false_accept_rate is None else false_accept_rate
     photos = await repos.gallery_photos()
     rows = await repos.get_landmarks()
+    texts = {k: LandmarkText.from_row(v) for k, v in rows.items()}
+    signature = content_signature(photos, texts, models, rate)
+    active = await repos.active_index()
+    if not full and active is not None and (active.stats or {}).get("content_signature") == signature:
+        log.info("index.unchanged version=%s", active.version)
+        return IndexOutcome(bundle=None, unchanged=True, version=active.version, n_photos=active.n_photos,
+                            n_landmarks=active.n_landmarks, seconds=round(time.perf_counter() - started, 2),
+                            stats=active.stats or {})
     landmarks = {
         k: LandmarkInfo(id=v.id, name_en=v.name_en, name_ru=v.name_ru, city=v.city, country=v.country,
                         category=v.category, lat=v.lat, lon=v.lon)
         for k, v in rows.items()
     }
-    kept, vectors, local, skipped = await asyncio.to_thread(embed_photos, photos, store, embedder, matcher, progress)
+    kept, vectors, local, skipped, embedded = await asyncio.to_thread(
+        embed_photos, photos, store, models, None if full else embeddings, control)
+    if full and embeddings:  # a forced rebuild refreshes the cache for the next incremental one
+        for photo, vector, features in zip(kept, vectors, local):
+            embeddings.put(photo.sha256, vector, features)
     t_embed = time.perf_counter() - started
-    rate = MLSettings().open_set_false_accept_rate if false_accept_rate is None else false_accept_rate
-    bundle = await asyncio.to_thread(build_bundle, kept, vectors, local, landmarks, embedder, matcher, rate)
+    bundle = await asyncio.to_thread(build_bundle, kept, vectors, local, landmarks, models.embedder, models.matcher,
+                                     rate, control)
+    control.report("text", 0, 1)
+    bundle.text = await asyncio.to_thread(TextCorpus.build, list(texts.values()), models.text_encoders)
     bundle.stats.update({
+        "content_signature": signature,
         "skipped_photos": skipped,
+        "embedded_photos": embedded,
         "embed_seconds": round(t_embed, 2),
-        "images_per_second": round(len(photos) / t_embed, 2) if t_embed > 0 else None,
-        "total_seconds": round(time.perf_counter() - started, 2),
+        "embed_images_per_second": round(len(photos) / t_embed, 2) if t_embed > 0 else None,
     })
-    folder = bundle.save(index_root)
+    control.report("save", 0, 1)
+    folder = await asyncio.to_thread(bundle.save, index_root)
+    seconds = time.perf_counter() - started
+    bundle.stats["total_seconds"] = round(seconds, 2)
+    bundle.stats["images_per_second"] = round(len(photos) / seconds, 2) if seconds > 0 else None
     await repos.add_index_version(
         activate=True, version=bundle.version, path=str(folder), model=bundle.model_id,
         n_photos=len(bundle.photo_ids), n_landmarks=len(bundle.landmarks), stats=bundle.stats,
     )
-    log.info("index.built version=%s photos=%d landmarks=%d seconds=%.1f", bundle.version,
-             len(bundle.photo_ids), len(bundle.landmarks), bundle.stats["total_seconds"])
-    return bundle
+    log.info("index.built version=%s photos=%d landmarks=%d embedded=%d skipped=%d seconds=%.1f", bundle.version,
+             len(bundle.photo_ids), len(bundle.landmarks), embedded, len(skipped), seconds)
+    return IndexOutcome(bundle=bundle, unchanged=False, version=bundle.version, n_photos=len(bundle.photo_ids),
+                        n_landmarks=len(bundle.landmarks), embedded=embedded, skipped=skipped,
+                        seconds=round(seconds, 2), images_per_second=bundle.stats["images_per_second"],
+                        stats=bundle.stats)

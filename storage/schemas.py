@@ -31,7 +31,7 @@ class Job(BaseModel):
     """A unit of work for the worker; `payload` depends on `kind`."""
 
     id: str = Field(default_factory=lambda: uuid.uuid4().hex)
-    kind: Literal["recognize", "search", "ping"] = "recognize"
+    kind: Literal["recognize", "search", "reindex", "ping"] = "recognize"
     payload: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
@@ -41,6 +41,10 @@ class Job(BaseModel):
     @classmethod
     def search(cls, query: str, limit: int, offset: int = 0) -> Job:
         return cls(kind="search", payload={"query": query, "limit": limit, "offset": offset})
+
+    @classmethod
+    def reindex(cls, full: bool, requested_by: int | None) -> Job:
+        return cls(kind="reindex", payload={"full": full, "requested_by": requested_by})
 
     def image_bytes(self) -> bytes:
         return base64.b64decode(self.payload["image_b64"])
@@ -107,4 +111,40 @@ class JobResult(BaseModel):
     result: RecognitionResult | None = None
     search: SearchResult | None = None
     error: str | None = None
-    error_code: Literal["no_index", "bad_image", "internal", "timeout"] | None = None
+    error_code: Literal["no_index", "bad_image", "internal", "timeout", "busy"] | None = None
+    reindex: ReindexState | None = None
+
+
+class ReindexState(BaseModel):
+    """Where a reindex stands; the worker writes it to the cache every few seconds, the bot reads it.
+
+    `updated_at` is the heartbeat: a running state that stops being updated belongs to a worker
+    that died, and the lock it held expires with it."""
+
+    job_id: str
+    status: Literal["running", "done", "unchanged", "failed", "cancelled"] = "running"
+    full: bool = False
+    requested_by: int | None = None
+    stage: str = "start"
+    done: int = 0
+    total: int = 0
+    images_per_second: float | None = None
+    eta_s: float | None = None
+    started_at: float
+    updated_at: float
+    previous_version: str | None = None
+    version: str | None = None
+    n_photos: int = 0
+    n_landmarks: int = 0
+    embedded: int = 0
+    seconds: float = 0.0
+    skipped: list[str] = Field(default_factory=list)
+    figures: dict[str, float | None] = Field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status != "running"
+
+
+JobResult.model_rebuild()  # it names ReindexState, defined after it

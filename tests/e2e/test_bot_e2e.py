@@ -31,6 +31,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 EN = Texts("en")
 RU = Texts("ru")
 STORAGE_CHAT = 7770  # stands for the private channel where the bot uploads photos for inline results
+PAGE_SIZE = 2  # small pages, so that the dev gallery's few matches for a word still need paging
 PERCENT = re.compile(r"(\d+(?:\.\d+)?)%")
 
 
@@ -43,14 +44,15 @@ async def system(request, dataset: Path, tmp_path_factory):  # type: ignore[no-u
     database = prefix = None
     if mode == "embedded":
         system = System(emulator, {"DATA_DIR": str(data_dir), "SEED_DATASET": str(dataset),
-                                   "STORAGE_CHAT_ID": str(STORAGE_CHAT)}, data_dir)
+                                   "STORAGE_CHAT_ID": str(STORAGE_CHAT),
+                                   "SEARCH_PAGE_SIZE": str(PAGE_SIZE)}, data_dir)
         system.start("run", "run")
     else:
         database = f"landmarks_e2e_{uuid.uuid4().hex[:8]}"
         await _admin(f'CREATE DATABASE "{database}"')
         prefix = f"landmarks-e2e-{uuid.uuid4().hex[:8]}"
         env = {"DATA_DIR": str(data_dir), "QUEUE_NAME": prefix, "REDIS_URL": REDIS_URL,
-               "STORAGE_CHAT_ID": str(STORAGE_CHAT),
+               "STORAGE_CHAT_ID": str(STORAGE_CHAT), "SEARCH_PAGE_SIZE": str(PAGE_SIZE),
                "DATABASE_URL": POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{database}"}
         system = System(emulator, env, data_dir)
         await asyncio.to_thread(system.cli, "db", "upgrade")
@@ -349,3 +351,27 @@ async def test_search_usage_photos_button_and_odd_text(system: System) -> None:
         assert reply.text.startswith("🔎") or reply.text == EN("search_usage"), odd
         assert "<script>" not in reply.text
 
+
+
+async def test_search_pages_through_every_match(system: System) -> None:
+    """"palace" matches several dev landmarks: the pages follow one another with no repeats and no gaps."""
+    user = FakeUser(id=5102, language_code="en")
+    reply = await system.ask_text(user, "/search palace")
+    total = int(re.search(r"of (\d+)", reply.text).group(1))
+    assert total > PAGE_SIZE, reply.text
+    seen = _candidate_names(reply.text)
+    assert len(seen) == PAGE_SIZE
+    while True:
+        next_page = [b["callback_data"] for b in reply.buttons if b["callback_data"].startswith("sp:")
+                     and int(b["callback_data"].rsplit(":", 1)[1]) == len(seen)]
+        if not next_page:
+            break
+        answer = next(m for m in system.emulator.sent_to(user.id) if m["message_id"] == reply.message.result["message_id"])
+        reply = await system.ask(user, lambda: system.emulator.user_presses_button(user, answer, next_page[0]))
+        names = _candidate_names(reply.text)
+        assert names and not set(names) & set(seen), reply.text
+        seen += names
+    assert len(seen) == total
+    last_offset = total - len(names)
+    back = [b["callback_data"] for b in reply.buttons if b["callback_data"].startswith("sp:")]
+    assert back == [back[0]] and back[0].endswith(f":{last_offset - PAGE_SIZE}"), back

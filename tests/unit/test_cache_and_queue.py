@@ -40,6 +40,27 @@ async def test_redis_cache_round_trip_with_ttl(redis_client: Redis, redis_prefix
     assert 0 < await redis_client.ttl(f"{redis_prefix}:cache:k") <= 30
 
 
+async def _lock_contract(cache) -> None:  # type: ignore[no-untyped-def]
+    assert await cache.add("lock", "first", ttl_s=30)
+    assert not await cache.add("lock", "second", ttl_s=30)
+    assert await cache.get("lock") == "first"
+    await cache.set("worker:a", "1", ttl_s=30)
+    await cache.set("worker:b", "1", ttl_s=30)
+    assert sorted(await cache.keys("worker:")) == ["worker:a", "worker:b"]
+    await cache.delete("lock")
+    assert await cache.add("lock", "third", ttl_s=30)
+
+
+@pytest.mark.asyncio
+async def test_memory_cache_lock_and_keys() -> None:
+    await _lock_contract(MemoryCache())
+
+
+@pytest.mark.asyncio
+async def test_redis_cache_lock_and_keys(redis_client: Redis, redis_prefix: str) -> None:
+    await _lock_contract(RedisCache(redis_client, redis_prefix))
+
+
 @pytest.mark.asyncio
 async def test_in_process_queue_answers_the_submitter() -> None:
     queue = InProcessQueue()

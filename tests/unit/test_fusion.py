@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ml.fusion import FusionParams, choose_threshold, fit_fusion, landmark_evidence, probabilities
+from ml.fusion import (
+    FusionParams,
+    choose_threshold,
+    fit_fusion,
+    landmark_evidence,
+    probabilities,
+)
 
 
 def _evidence(similarity: list[float], inliers: list[int]) -> np.ndarray:

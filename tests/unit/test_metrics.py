@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from ml.metrics import expected_calibration_error, global_average_precision, map_at_k, precision_at_k
+from ml.metrics import (
+    expected_calibration_error,
+    global_average_precision,
+    map_at_k,
+    precision_at_k,
+)
 
 
 def test_precision_at_k() -> None:

@@ -7,8 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from ml.text.encoders import (
+    MultilingualEncoder,
+    SentenceTransformerEncoder,
+    default_encoders,
+)
 from ml.text.normalize import fold, variants
-from ml.text.search import LandmarkText, TextSearch
+from ml.text.search import LandmarkText, TextCorpus, TextSearch
 from storage.dataset_import import read_landmarks
 from tests.conftest import FIGURES
 
@@ -58,7 +63,7 @@ def test_typos_and_transliterations(dev_search: TextSearch) -> None:
 def test_paging_over_many_matches() -> None:
     landmarks = [LandmarkText(id=f"palace_{i}", name_en=f"Palace number {i}", city="Town") for i in range(12)]
     landmarks.append(LandmarkText(id="bridge", name_en="Old Bridge", city="Town"))
-    search = TextSearch(landmarks)
+    search = TextSearch(landmarks, default_encoders())
     first = search.page("palace", limit=5, offset=0)
     second = search.page("palace", limit=5, offset=5)
     last = search.page("palace", limit=5, offset=10)
@@ -74,7 +79,11 @@ def test_no_match_offers_suggestions(dev_search: TextSearch) -> None:
 
 
 def test_search_keyboard_pages_and_photo_buttons() -> None:
-    from bot.keyboards import LandmarkPhotosCallback, SearchPageCallback, search_keyboard
+    from bot.keyboards import (
+        LandmarkPhotosCallback,
+        SearchPageCallback,
+        search_keyboard,
+    )
     from bot.locales import Texts
 
     markup = search_keyboard(Texts("en"), "tok", offset=5, page_size=5, total=12,
@@ -84,3 +93,48 @@ def test_search_keyboard_pages_and_photo_buttons() -> None:
     assert SearchPageCallback(token="tok", offset=0).pack() in data
     assert SearchPageCallback(token="tok", offset=10).pack() in data
     assert all(len(d.encode()) <= 64 for d in data)
+
+
+class CountingEncoder:
+    """Wraps a real encoder and records what it was asked to encode."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
+        self.model_id, self.multilingual, self.votes_from = inner.model_id, inner.multilingual, inner.votes_from
+        self.seen: list[str] = []
+
+    def encode(self, texts: list[str]):  # type: ignore[no-untyped-def]
+        self.seen.extend(texts)
+        return self.inner.encode(texts)
+
+
+def test_both_encoders_load_from_wheels_with_no_network() -> None:
+    use, minilm = default_encoders()
+    assert isinstance(use, MultilingualEncoder) and isinstance(minilm, SentenceTransformerEncoder)
+    vectors = minilm.encode(["Eiffel Tower in Paris", "a tower in paris", "chocolate cake recipe"])
+    assert vectors.shape == (3, 384)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
+
+
+def test_text_vectors_saved_with_the_index_are_reused(dataset: Path, tmp_path: Path) -> None:
+    landmarks = [LandmarkText.from_row(fields) for fields in read_landmarks(dataset)]
+    corpus = TextCorpus.build(landmarks, default_encoders())
+    corpus.save(tmp_path)
+    loaded = TextCorpus.load(tmp_path)
+    assert [lm.id for lm in loaded.landmarks] == [lm.id for lm in landmarks]
+    assert loaded.landmarks[0] == landmarks[0]
+    encoders = [CountingEncoder(e) for e in default_encoders()]
+    search = TextSearch(loaded, encoders)
+    assert all(e.seen == [] for e in encoders)  # no document was encoded again
+    assert search.search("sagrada familia", 1)[0].landmark_id == "sagrada_familia"
+
+
+def test_english_only_model_is_not_asked_about_cyrillic(dataset: Path) -> None:
+    use, minilm = (CountingEncoder(e) for e in default_encoders())
+    search = TextSearch([LandmarkText.from_row(fields) for fields in read_landmarks(dataset)], [use, minilm])
+    use.seen.clear()
+    minilm.seen.clear()
+    assert search.search("саграда фамилия", 1)[0].landmark_id == "sagrada_familia"
+    assert minilm.seen == [] and use.seen == ["саграда фамилия"]
+    search.search("sagrada familia", 1)
+    assert minilm.seen == ["sagrada familia"]

@@ -1,0 +1,131 @@
+"""A reindex as an admin runs it: one at a time, followed, cancellable, never in the way of answers.
+
+The build itself (`ml.indexer.build_index`) runs in a thread while the event loop keeps
+serving jobs. This module wraps it with what several processes need to agree on, all kept in
+the shared cache (Redis, or memory in the embedded mode):
+- a lock with a short TTL, refreshed while the build runs: one reindex at a time across all
+  workers, and a worker killed mid-build frees it within `LOCK_TTL_S`;
+- the state (`ReindexState`), rewritten every `HEARTBEAT_S`: stage, photos done, speed, time left;
+- a cancel flag the bot sets and the heartbeat turns into a stop at the next photo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from ml.index.embedding_cache import EmbeddingCache
+from ml.indexer import (
+    BuildControl,
+    IndexCancelled,
+    IndexModels,
+    IndexOutcome,
+    build_index,
+)
+from storage.cache import Cache
+from storage.schemas import ReindexState
+from storage.services import Services
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = "reindex:lock"
+STATE_KEY = "reindex:state"
+CANCEL_KEY = "reindex:cancel"
+LOCK_TTL_S = 20
+HEARTBEAT_S = 1.0
+STATE_TTL_S = 7 * 24 * 3600
+FIGURES = ("loo_p_at_1", "loo_accepted", "loo_unknown_rejection")
+
+
+async def read_state(cache: Cache) -> ReindexState | None:
+    raw = await cache.get(STATE_KEY)
+    return ReindexState.model_validate_json(raw) if raw else None
+
+
+def is_alive(state: ReindexState | None) -> bool:
+    """A running reindex whose worker is still beating."""
+    return state is not None and not state.finished and time.time() - state.updated_at < LOCK_TTL_S
+
+
+async def request_cancel(cache: Cache) -> ReindexState | None:
+    """Ask the running reindex to stop; returns it, or None when nothing runs."""
+    state = await read_state(cache)
+    if not is_alive(state):
+        return None
+    await cache.set(CANCEL_KEY, state.job_id, LOCK_TTL_S * 10)
+    return state
+
+
+async def acquire(cache: Cache, job_id: str) -> bool:
+    return await cache.add(LOCK_KEY, job_id, LOCK_TTL_S)
+
+
+async def run_locked(services: Services, models: IndexModels, job_id: str, full: bool,
+                     requested_by: int | None = None, on_state=None) -> ReindexState:  # type: ignore[no-untyped-def]
+    """Build a new index under the lock `acquire` took; always releases it and leaves a final state."""
+    cache = services.cache
+    active = await services.repos.active_index()
+    now = time.time()
+    state = ReindexState(job_id=job_id, full=full, requested_by=requested_by, started_at=now, updated_at=now,
+                         previous_version=active.version if active else None)
+    stage_started = {"stage": "", "at": time.monotonic()}
+
+    def progress(stage: str, done: int, total: int) -> None:  # called from the build thread
+        if stage != stage_started["stage"]:
+            stage_started.update(stage=stage, at=time.monotonic())
+        elapsed = time.monotonic() - stage_started["at"]
+        rate = done / elapsed if elapsed > 0 and done else None
+        state.stage, state.done, state.total = stage, done, total
+        state.images_per_second = round(rate, 2) if rate and stage == "embed" else None
+        state.eta_s = round((total - done) / rate, 1) if rate else None
+
+    control = BuildControl(progress=progress)
+
+    async def heartbeat() -> None:
+        while True:
+            state.updated_at = time.time()
+            await cache.set(LOCK_KEY, job_id, LOCK_TTL_S)
+            await cache.set(STATE_KEY, state.model_dump_json(), STATE_TTL_S)
+            if on_state:
+                on_state(state)
+            if await cache.get(CANCEL_KEY) == job_id:
+                control.cancel.set()
+            await asyncio.sleep(HEARTBEAT_S)
+
+    beating = asyncio.create_task(heartbeat())
+    log.info("reindex.started job=%s full=%s by=%s", job_id, full, requested_by)
+    try:
+        embeddings = EmbeddingCache(services.settings.data_dir / "embeddings", models.signature)
+        outcome = await build_index(services.repos, services.photos, models, services.settings.index_dir,
+                                    embeddings=embeddings, control=control, full=full)
+        _finish(state, outcome)
+    except IndexCancelled:
+        state.status = "cancelled"
+    except Exception as exc:  # the old index keeps serving; the admin reads why
+        log.exception("reindex.failed job=%s", job_id)
+        state.status, state.error = "failed", f"{type(exc).__name__}: {exc}"[:500]
+    finally:
+        beating.cancel()
+        await asyncio.gather(beating, return_exceptions=True)
+        state.updated_at = time.time()
+        state.seconds = round(state.updated_at - state.started_at, 2)
+        await cache.set(STATE_KEY, state.model_dump_json(), STATE_TTL_S)
+        if await cache.get(LOCK_KEY) == job_id:
+            await cache.delete(LOCK_KEY)
+        await cache.delete(CANCEL_KEY)
+        if on_state:
+            on_state(state)
+    log.info("reindex.finished job=%s status=%s version=%s seconds=%.1f", job_id, state.status, state.version,
+             state.seconds)
+    return state
+
+
+def _finish(state: ReindexState, outcome: IndexOutcome) -> None:
+    state.status = "unchanged" if outcome.unchanged else "done"
+    state.version = outcome.version
+    state.n_photos, state.n_landmarks = outcome.n_photos, outcome.n_landmarks
+    state.embedded, state.skipped = outcome.embedded, outcome.skipped
+    state.images_per_second = outcome.images_per_second
+    state.eta_s = None
+    state.figures = {key: outcome.stats.get(key) for key in FIGURES}

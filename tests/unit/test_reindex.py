@@ -1,0 +1,110 @@
+"""Reindex on a small real gallery: embeddings reused by content hash, nothing rebuilt when nothing
+changed, a corrupt photo skipped and listed, one reindex at a time, cancel leaves the old index."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import uuid
+from pathlib import Path
+
+import pytest
+
+from ml import reindex
+from ml.indexer import IndexModels
+from ml.models.image_embedder import ImageEmbedder
+from ml.models.local_features import LocalFeatureMatcher
+from ml.text.encoders import default_encoders
+from storage.dataset_import import import_dataset
+from storage.migrate import upgrade_async
+from storage.services import Services
+from storage.settings import StorageSettings
+
+LANDMARKS = 4  # enough classes for leave-landmark-out calibration, small enough to build in seconds
+
+
+def small_dataset(dataset: Path, folder: Path) -> Path:
+    """A dataset folder naming a few landmarks' gallery photos in place (absolute paths, nothing copied)."""
+    folder.mkdir()
+    with open(dataset / "split.csv", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["role"] == "gallery" and r["landmark_id"]]
+    by_landmark: dict[str, list[dict]] = {}
+    for row in rows:
+        by_landmark.setdefault(row["landmark_id"], []).append(row)
+    chosen = [lm for lm, photos in sorted(by_landmark.items(), key=lambda kv: -len(kv[1]))][:LANDMARKS]
+    with open(folder / "split.csv", "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for landmark in chosen:
+            for row in by_landmark[landmark][:3]:
+                writer.writerow({**row, "image": str((dataset / row["image"]).resolve())})
+    (folder / "landmarks.csv").write_bytes((dataset / "landmarks.csv").read_bytes())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def models() -> IndexModels:
+    return IndexModels(ImageEmbedder(), LocalFeatureMatcher(), default_encoders())
+
+
+@pytest.fixture
+async def services(dataset: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    settings = StorageSettings(data_dir=tmp_path / "data", database_url=None, redis_url=None)
+    settings.ensure_dirs()
+    await upgrade_async(database_url=settings.resolved_database_url)
+    services = Services.create(settings)
+    await import_dataset(small_dataset(dataset, tmp_path / "small"), services.repos, services.photos)
+    yield services
+    await services.close()
+
+
+async def _reindex(services: Services, models: IndexModels, full: bool = False):  # type: ignore[no-untyped-def]
+    job_id = uuid.uuid4().hex
+    assert await reindex.acquire(services.cache, job_id)
+    return await reindex.run_locked(services, models, job_id, full)
+
+
+async def test_incremental_reindex_reuses_embeddings_and_skips_corrupt_photos(services: Services,
+                                                                               models: IndexModels) -> None:
+    first = await _reindex(services, models)
+    assert first.status == "done" and first.n_landmarks == LANDMARKS
+    assert first.embedded == first.n_photos > 0
+    active = await services.repos.active_index()
+    assert active.version == first.version
+    assert (Path(active.path) / "text.npz").exists()  # text vectors are part of the version
+
+    again = await _reindex(services, models)
+    assert again.status == "unchanged" and again.version == first.version and again.seconds < 5
+
+    junk = b"\xff\xd8\xff this is not a jpeg"
+    digest = hashlib.sha256(junk).hexdigest()
+    path = services.photos.put(junk, digest)
+    landmark = next(iter((await services.repos.get_landmarks()).values())).id
+    await services.repos.add_photo(sha256=digest, landmark_id=landmark, role="gallery",
+                                   path=services.photos.relative(path))
+    third = await _reindex(services, models)
+    assert third.status == "done" and third.version != first.version
+    assert third.embedded == 0  # every good photo came from the embedding cache
+    assert len(third.skipped) == 1 and "photo " in third.skipped[0]
+    assert third.n_photos == first.n_photos
+
+
+async def test_one_reindex_at_a_time_and_cancel_keeps_the_old_index(services: Services,
+                                                                     models: IndexModels) -> None:
+    first = await _reindex(services, models)
+    holder = uuid.uuid4().hex
+    assert await reindex.acquire(services.cache, holder)
+    assert not await reindex.acquire(services.cache, uuid.uuid4().hex)  # busy: a second one is refused
+    running = asyncio.create_task(reindex.run_locked(services, models, holder, full=True))
+    for _ in range(200):
+        state = await reindex.read_state(services.cache)
+        if state and state.job_id == holder and state.done > 0:
+            break
+        await asyncio.sleep(0.05)
+    assert reindex.is_alive(state)
+    assert (await reindex.request_cancel(services.cache)).job_id == holder
+    final = await running
+    assert final.status == "cancelled"
+    assert (await services.repos.active_index()).version == first.version
+    assert await reindex.acquire(services.cache, uuid.uuid4().hex)  # the lock was released
