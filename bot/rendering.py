@@ -1,12 +1,16 @@
-"""RecognitionResult → the message text a person reads (HTML, every gallery value escaped)."""
+"""Results → the message text a person reads (HTML, every gallery value escaped): recognitions,
+and for admins the reindex progress and /stats."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from html import escape as _html_escape
 from typing import Protocol
 
 from bot.locales import Texts
-from storage.schemas import RecognitionResult
+from storage.models import IndexVersion
+from storage.repositories import UsageStats
+from storage.schemas import RecognitionResult, ReindexState
 
 
 class NamedPlace(Protocol):
@@ -66,3 +70,69 @@ def render_result(result: RecognitionResult, texts: Texts, *, from_cache: bool =
         lines.append("")
         lines.append(f"<i>{texts('cached_note')}</i>")
     return "\n".join(lines)
+
+
+def _figure(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.0f}%"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} d"
+
+
+MAX_SKIPPED_SHOWN = 10
+
+
+def reindex_text(state: ReindexState, texts: Texts) -> str:
+    """The progress message of a reindex, from start to its final word."""
+    old = escape(state.previous_version or "—")
+    if state.status == "running":
+        progress = texts("reindex_progress", done=state.done, total=state.total) if state.total else ""
+        if state.images_per_second:
+            progress += texts("reindex_rate", rate=f"{state.images_per_second:.1f}")
+        if state.eta_s is not None:
+            progress += texts("reindex_eta", eta=_duration(state.eta_s))
+        return texts("reindex_running", full=texts("reindex_full_mark") if state.full else "",
+                     stage=texts(f"reindex_stage_{state.stage}"), progress=progress, version=old)
+    if state.status == "cancelled":
+        return texts("reindex_cancelled", version=old)
+    if state.status == "failed":
+        return texts("reindex_failed", error=escape(state.error or "?"), version=old)
+    if state.status == "unchanged":
+        text = texts("reindex_unchanged", version=escape(state.version or "—"), seconds=f"{state.seconds:.1f}")
+    else:
+        figures = state.figures
+        text = texts("reindex_done", version=escape(state.version or "—"), photos=state.n_photos,
+                     landmarks=state.n_landmarks, embedded=state.embedded, seconds=f"{state.seconds:.1f}",
+                     rate=f"{state.images_per_second or 0:.1f}", p1=_figure(figures.get("loo_p_at_1")),
+                     accepted=_figure(figures.get("loo_accepted")),
+                     rejected=_figure(figures.get("loo_unknown_rejection")))
+    if state.skipped:
+        items = "\n".join(f"• {escape(item[:200])}" for item in state.skipped[:MAX_SKIPPED_SHOWN])
+        text += texts("reindex_skipped", count=len(state.skipped), items=items)
+    return text
+
+
+def stats_text(stats: UsageStats, texts: Texts, index: IndexVersion | None, queue_length: int, workers: int,
+               reindex: ReindexState | None) -> str:
+    per_day = ", ".join(f"{day[5:]}: {count}" for day, count in stats.recognitions_per_day) or texts("none")
+    age = "—"
+    if index is not None:
+        created = index.created_at if index.created_at.tzinfo else index.created_at.replace(tzinfo=timezone.utc)
+        age = _duration((datetime.now(timezone.utc) - created).total_seconds())
+    return texts(
+        "stats", users=stats.users, active=stats.active_users_7d, recognitions=stats.recognitions_7d,
+        per_day=per_day,
+        cache_rate=_figure(stats.cached_7d / stats.recognitions_7d if stats.recognitions_7d else None),
+        rated=stats.rated, right_share=_figure(stats.rated_right / stats.rated if stats.rated else None),
+        photos=stats.gallery_photos, landmarks=stats.gallery_landmarks,
+        version=escape(index.version) if index else "—", age=age, queue=queue_length, workers=workers,
+        reindex=texts("stats_reindex", status=reindex_text(reindex, texts).split("\n")[0]) if reindex else "",
+    )

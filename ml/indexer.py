@@ -216,6 +216,11 @@ def gallery_stats(bundle: IndexBundle, samples: list[tuple[np.ndarray, int]], n_
     }
 
 
+def landmark_infos(rows: dict) -> dict[str, LandmarkInfo]:  # type: ignore[type-arg]
+    return {k: LandmarkInfo(id=v.id, name_en=v.name_en, name_ru=v.name_ru, city=v.city, country=v.country,
+                            category=v.category, lat=v.lat, lon=v.lon) for k, v in rows.items()}
+
+
 def content_signature(photos: list[GalleryPhoto], landmarks: dict[str, LandmarkText], models: IndexModels,
                       false_accept_rate: float) -> str:
     """What an index is made of; the same signature twice means a rebuild would give the same index."""
@@ -259,7 +264,8 @@ async def build_index(
     rate = MLSettings().open_set_false_accept_rate if false_accept_rate is None else false_accept_rate
     photos = await repos.gallery_photos()
     rows = await repos.get_landmarks()
-    texts = {k: LandmarkText.from_row(v) for k, v in rows.items()}
+    with_photos = {p.landmark_id for p in photos}
+    texts = {k: LandmarkText.from_row(v) for k, v in rows.items() if k in with_photos}  # search finds what it can show
     signature = content_signature(photos, texts, models, rate)
     active = await repos.active_index()
     if not full and active is not None and (active.stats or {}).get("content_signature") == signature:
@@ -267,11 +273,7 @@ async def build_index(
         return IndexOutcome(bundle=None, unchanged=True, version=active.version, n_photos=active.n_photos,
                             n_landmarks=active.n_landmarks, seconds=round(time.perf_counter() - started, 2),
                             stats=active.stats or {})
-    landmarks = {
-        k: LandmarkInfo(id=v.id, name_en=v.name_en, name_ru=v.name_ru, city=v.city, country=v.country,
-                        category=v.category, lat=v.lat, lon=v.lon)
-        for k, v in rows.items()
-    }
+    landmarks = landmark_infos(rows)
     kept, vectors, local, skipped, embedded = await asyncio.to_thread(
         embed_photos, photos, store, models, None if full else embeddings, control)
     if full and embeddings:  # a forced rebuild refreshes the cache for the next incremental one

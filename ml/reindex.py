@@ -23,42 +23,24 @@ from ml.indexer import (
     IndexOutcome,
     build_index,
 )
-from storage.cache import Cache
+from storage.reindex_state import (
+    CANCEL_KEY,
+    LOCK_KEY,
+    LOCK_TTL_S,
+    STATE_KEY,
+    STATE_TTL_S,
+    acquire,
+    is_alive,
+    read_state,
+    request_cancel,
+)
 from storage.schemas import ReindexState
 from storage.services import Services
 
 log = logging.getLogger(__name__)
 
-LOCK_KEY = "reindex:lock"
-STATE_KEY = "reindex:state"
-CANCEL_KEY = "reindex:cancel"
-LOCK_TTL_S = 20
 HEARTBEAT_S = 1.0
-STATE_TTL_S = 7 * 24 * 3600
 FIGURES = ("loo_p_at_1", "loo_accepted", "loo_unknown_rejection")
-
-
-async def read_state(cache: Cache) -> ReindexState | None:
-    raw = await cache.get(STATE_KEY)
-    return ReindexState.model_validate_json(raw) if raw else None
-
-
-def is_alive(state: ReindexState | None) -> bool:
-    """A running reindex whose worker is still beating."""
-    return state is not None and not state.finished and time.time() - state.updated_at < LOCK_TTL_S
-
-
-async def request_cancel(cache: Cache) -> ReindexState | None:
-    """Ask the running reindex to stop; returns it, or None when nothing runs."""
-    state = await read_state(cache)
-    if not is_alive(state):
-        return None
-    await cache.set(CANCEL_KEY, state.job_id, LOCK_TTL_S * 10)
-    return state
-
-
-async def acquire(cache: Cache, job_id: str) -> bool:
-    return await cache.add(LOCK_KEY, job_id, LOCK_TTL_S)
 
 
 async def run_locked(services: Services, models: IndexModels, job_id: str, full: bool,
@@ -129,3 +111,6 @@ def _finish(state: ReindexState, outcome: IndexOutcome) -> None:
     state.images_per_second = outcome.images_per_second
     state.eta_s = None
     state.figures = {key: outcome.stats.get(key) for key in FIGURES}
+
+
+__all__ = ["acquire", "is_alive", "read_state", "request_cancel", "run_locked"]

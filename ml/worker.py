@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ml import reindex
 from ml.index.bundle import IndexBundle
+from ml.index.live_update import live_change
 from ml.indexer import IndexModels
 from ml.models.image_embedder import ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher
@@ -28,7 +29,7 @@ from ml.recognize import Recognizer
 from ml.settings import MLSettings
 from ml.text.encoders import default_encoders
 from ml.text.search import LandmarkText, TextSearch
-from storage.cache import result_key
+from storage.cache import result_key, worker_key
 from storage.images import ImageRejected, decode_image
 from storage.queue import Delivery
 from storage.schemas import Job, JobResult
@@ -37,12 +38,6 @@ from storage.services import Services
 log = logging.getLogger(__name__)
 
 RETRY_DELAY_S = 2.0
-WORKER_KEY = "worker:"
-
-
-def worker_key(worker_id: str) -> str:
-    """Cache key a live worker keeps refreshing; /stats counts them."""
-    return WORKER_KEY + worker_id
 
 
 class Worker:
@@ -132,6 +127,8 @@ class Worker:
             result = await self._search(job)
         elif job.kind == "reindex":
             result = await self._start_reindex(job)
+        elif job.kind == "gallery":
+            result = await self._change_gallery(job)
         else:
             result = await self._recognize(delivery)
         await self.services.queue.complete(delivery, result)
@@ -160,6 +157,28 @@ class Worker:
                                          job.payload.get("requested_by"))
         if state.status == "done":
             await self.refresh_index(force=True)
+
+    async def _change_gallery(self, job: Job) -> JobResult:
+        """/add, /remove, an accepted correction: a new version from the serving one, no full rebuild.
+
+        Holds the reindex lock while it works, so it never races a reindex (it answers "busy" instead)."""
+        cache = self.services.cache
+        if not await reindex.acquire(cache, job.id):
+            return JobResult(job_id=job.id, ok=False, error="a reindex is running", error_code="busy")
+        try:
+            await self.refresh_index(force=True)
+            if self.recognizer is None:
+                return JobResult(job_id=job.id, ok=False, error="no index has been built", error_code="no_index")
+            change = await live_change(self.services, self.models, self.recognizer.bundle, job.payload)
+            await self.refresh_index(force=True)
+            return JobResult(job_id=job.id, ok=True, gallery=change)
+        except Exception as exc:  # the serving version is untouched; the admin reads why
+            log.exception("worker.gallery_change_failed job=%s", job.id)
+            return JobResult(job_id=job.id, ok=False, error=f"{type(exc).__name__}: {exc}"[:300],
+                             error_code="internal")
+        finally:
+            if await cache.get(reindex.LOCK_KEY) == job.id:
+                await cache.delete(reindex.LOCK_KEY)
 
     async def _recognize(self, delivery: Delivery) -> JobResult:
         job = delivery.job

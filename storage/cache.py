@@ -103,3 +103,11 @@ def result_key(index_version: str, sha256: str) -> str:
 def file_key(file_unique_id: str) -> str:
     """Telegram's file_unique_id → content hash, so a re-sent photo needs no download."""
     return f"file:{file_unique_id}"
+
+
+WORKER_KEY_PREFIX = "worker:"
+
+
+def worker_key(worker_id: str) -> str:
+    """A live worker keeps this key fresh; /stats counts them."""
+    return WORKER_KEY_PREFIX + worker_id

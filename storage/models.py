@@ -96,6 +96,16 @@ class User(Base):
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class Admin(Base):
+    """Promoted with /admin add; the ids in ADMIN_IDS are admins without a row here."""
+
+    __tablename__ = "admins"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    added_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Recognition(Base):
     __tablename__ = "recognitions"
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import Feedback, IndexVersion, Landmark, Photo, Recognition, User
+from storage.models import (
+    Admin,
+    Feedback,
+    IndexVersion,
+    Landmark,
+    Photo,
+    Recognition,
+    User,
+)
 
 
 @dataclass(frozen=True)
@@ -19,6 +27,21 @@ class GalleryPhoto:
     sha256: str
     landmark_id: str | None
     path: str
+
+
+@dataclass
+class UsageStats:
+    """What /stats shows from the database."""
+
+    users: int
+    active_users_7d: int
+    recognitions_per_day: list[tuple[str, int]] = field(default_factory=list)  # (YYYY-MM-DD, count), last 7 days
+    recognitions_7d: int = 0
+    cached_7d: int = 0
+    rated: int = 0
+    rated_right: int = 0
+    gallery_photos: int = 0
+    gallery_landmarks: int = 0
 
 
 class Repositories:
@@ -95,6 +118,31 @@ class Repositories:
         ranked = sorted(ids, key=lambda lid: (-counts.get(lid, 0), lid))
         return ranked[offset: offset + limit]
 
+    async def set_photo_role(self, ids: list[int], role: str) -> None:
+        """Take photos out of the gallery ("removed") without losing them or their history."""
+        async with self.sessions.begin() as session:
+            await session.execute(update(Photo).where(Photo.id.in_(ids)).values(role=role))
+
+    async def assign_photos(self, ids: list[int], landmark_id: str | None, role: str) -> None:
+        async with self.sessions.begin() as session:
+            await session.execute(update(Photo).where(Photo.id.in_(ids)).values(landmark_id=landmark_id, role=role))
+
+    async def gallery_photo_ids(self, landmark_id: str) -> list[int]:
+        async with self.sessions() as session:
+            return list((await session.scalars(
+                select(Photo.id).where(Photo.landmark_id == landmark_id, Photo.role == "gallery"))).all())
+
+    async def photo_by_sha256(self, sha256: str) -> Photo | None:
+        async with self.sessions() as session:
+            return await session.scalar(select(Photo).where(Photo.sha256 == sha256))
+
+    async def photo_counts(self, landmark_ids: list[str]) -> dict[str, int]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Photo.landmark_id, func.count(Photo.id))
+                .where(Photo.landmark_id.in_(landmark_ids), Photo.role == "gallery").group_by(Photo.landmark_id))
+            return {landmark_id: 0 for landmark_id in landmark_ids} | dict(rows.all())
+
     async def photos_by_ids(self, ids: list[int]) -> list[Photo]:
         """Photos in the order of `ids` (the order of relevance the worker chose)."""
         if not ids:
@@ -156,3 +204,66 @@ class Repositories:
                 return changed
             session.add(Feedback(recognition_id=recognition_id, user_id=user_id, is_correct=is_correct))
             return True
+
+    async def set_correction(self, recognition_id: int, user_id: int, landmark_id: str) -> None:
+        """The user's answer to "which landmark is it?" after a 👎; waits for an admin's /review."""
+        async with self.sessions.begin() as session:
+            row = await session.scalar(
+                select(Feedback).where(Feedback.recognition_id == recognition_id, Feedback.user_id == user_id))
+            if row is None:
+                row = Feedback(recognition_id=recognition_id, user_id=user_id, is_correct=False)
+                session.add(row)
+            row.is_correct, row.correct_landmark_id, row.status = False, landmark_id, "new"
+
+    async def corrections_to_review(self) -> list[tuple[Feedback, Recognition]]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Feedback, Recognition).join(Recognition, Feedback.recognition_id == Recognition.id)
+                .where(Feedback.correct_landmark_id.is_not(None), Feedback.status == "new",
+                       Recognition.telegram_file_id.is_not(None))
+                .order_by(Feedback.id))
+            return [(feedback, recognition) for feedback, recognition in rows.all()]
+
+    async def correction(self, feedback_id: int) -> tuple[Feedback | None, Recognition | None]:
+        async with self.sessions() as session:
+            feedback = await session.get(Feedback, feedback_id)
+            recognition = await session.get(Recognition, feedback.recognition_id) if feedback else None
+            return feedback, recognition
+
+    async def set_feedback_status(self, feedback_id: int, status: str) -> None:
+        async with self.sessions.begin() as session:
+            await session.execute(update(Feedback).where(Feedback.id == feedback_id).values(status=status))
+
+    # -- admins and statistics -------------------------------------------------------------
+    async def add_admin(self, user_id: int, added_by: int | None) -> bool:
+        """Promote a user; returns False when they already were an admin."""
+        async with self.sessions.begin() as session:
+            if await session.get(Admin, user_id) is not None:
+                return False
+            session.add(Admin(user_id=user_id, added_by=added_by))
+            return True
+
+    async def admin_ids(self) -> set[int]:
+        async with self.sessions() as session:
+            return set((await session.scalars(select(Admin.user_id))).all())
+
+    async def usage_stats(self, days: int = 7) -> UsageStats:
+        since = datetime.now(timezone.utc) - timedelta(days=days)
+        async with self.sessions() as session:
+            users = await session.scalar(select(func.count(User.id)))
+            active = await session.scalar(select(func.count(User.id)).where(User.last_seen >= since))
+            recent = (await session.execute(
+                select(Recognition.created_at, Recognition.from_cache).where(Recognition.created_at >= since)
+            )).all()
+            rated = (await session.execute(select(Feedback.is_correct))).scalars().all()
+        per_day: dict[str, int] = {}
+        for created_at, _ in recent:
+            day = created_at.date().isoformat()
+            per_day[day] = per_day.get(day, 0) + 1
+        n_photos, n_landmarks = await self.count_gallery()
+        return UsageStats(
+            users=int(users or 0), active_users_7d=int(active or 0),
+            recognitions_per_day=sorted(per_day.items()), recognitions_7d=len(recent),
+            cached_7d=sum(1 for _, cached in recent if cached), rated=len(rated), rated_right=sum(map(bool, rated)),
+            gallery_photos=n_photos, gallery_landmarks=n_landmarks,
+        )

@@ -31,7 +31,7 @@ class Job(BaseModel):
     """A unit of work for the worker; `payload` depends on `kind`."""
 
     id: str = Field(default_factory=lambda: uuid.uuid4().hex)
-    kind: Literal["recognize", "search", "reindex", "ping"] = "recognize"
+    kind: Literal["recognize", "search", "reindex", "gallery", "ping"] = "recognize"
     payload: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
@@ -45,6 +45,13 @@ class Job(BaseModel):
     @classmethod
     def reindex(cls, full: bool, requested_by: int | None) -> Job:
         return cls(kind="reindex", payload={"full": full, "requested_by": requested_by})
+
+    @classmethod
+    def gallery(cls, add_photo_ids: list[int] = (), remove_photo_ids: list[int] = (),  # type: ignore[assignment]
+                remove_landmark_ids: list[str] = ()) -> Job:  # type: ignore[assignment]
+        """Photos already stored (or marked removed) in the database, to change in the live index."""
+        return cls(kind="gallery", payload={"add": list(add_photo_ids), "remove_photos": list(remove_photo_ids),
+                                            "remove_landmarks": list(remove_landmark_ids)})
 
     def image_bytes(self) -> bytes:
         return base64.b64decode(self.payload["image_b64"])
@@ -113,6 +120,17 @@ class JobResult(BaseModel):
     error: str | None = None
     error_code: Literal["no_index", "bad_image", "internal", "timeout", "busy"] | None = None
     reindex: ReindexState | None = None
+    gallery: GalleryChange | None = None
+
+
+class GalleryChange(BaseModel):
+    """What a live gallery change did: the version now serving and each touched landmark's photo count."""
+
+    version: str
+    added: int = 0
+    removed: int = 0
+    skipped: list[str] = Field(default_factory=list)
+    photo_counts: dict[str, int] = Field(default_factory=dict)
 
 
 class ReindexState(BaseModel):

@@ -546,11 +546,17 @@ class TelegramEmulator:
         return self._user_message(user, content)
 
     def user_sends_photo(self, user: FakeUser, content: bytes, caption: str | None = None,
-                         file_size: int | None = None) -> JSON:
-        """A photo message with several PhotoSize entries, largest (the original) last."""
+                         file_size: int | None = None, media_group_id: str | None = None) -> JSON:
+        """A photo message with several PhotoSize entries, largest (the original) last; photos of one
+        album share a ``media_group_id`` (Telegram delivers them as separate messages)."""
         message: JSON = {"photo": self._store_photo(content, file_size=file_size)}
         if caption is not None:
             message["caption"] = caption
+            if caption.startswith("/"):
+                message["caption_entities"] = [{"type": "bot_command", "offset": 0,
+                                                "length": _utf16_len(caption.split(maxsplit=1)[0])}]
+        if media_group_id is not None:
+            message["media_group_id"] = media_group_id
         return self._user_message(user, message)
 
     def user_sends_document(self, user: FakeUser, content: bytes, file_name: str,

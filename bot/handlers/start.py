@@ -7,10 +7,9 @@ from aiogram.filters import Command, CommandStart
 from aiogram.types import BotCommand, Message
 
 from bot.locales import DEFAULT_LANGUAGE, LANGUAGES, Texts
+from bot.services.admins import USER_COMMANDS
 
 router = Router(name="start")
-
-COMMANDS = ("start", "search", "help")
 
 
 @router.message(CommandStart())
@@ -27,7 +26,7 @@ async def register_commands(bot: Bot) -> None:
     """The menu in each language, plus the default (English) for every other language."""
     for language in LANGUAGES:
         texts = Texts(language)
-        commands = [BotCommand(command=name, description=texts(f"cmd_{name}")) for name in COMMANDS]
+        commands = [BotCommand(command=name, description=texts(f"cmd_{name}")) for name in USER_COMMANDS]
         await bot.set_my_commands(commands, language_code=language)
         if language == DEFAULT_LANGUAGE:
             await bot.set_my_commands(commands)

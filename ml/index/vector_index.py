@@ -42,6 +42,10 @@ class VectorIndex:
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
+    def vectors(self) -> np.ndarray:
+        """Every stored vector, in row order (a live gallery change rebuilds the index from them)."""
+        return self._index.reconstruct_n(0, len(self)) if len(self) else np.zeros((0, self._index.d), np.float32)
+
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores [n, k], rows [n, k]); rows are -1 where fewer than k vectors exist."""
         k = max(1, min(k, len(self)))

@@ -14,6 +14,7 @@ import io
 import json
 import re
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ EN = Texts("en")
 RU = Texts("ru")
 STORAGE_CHAT = 7770  # stands for the private channel where the bot uploads photos for inline results
 PAGE_SIZE = 2  # small pages, so that the dev gallery's few matches for a word still need paging
+ADMIN = 9001  # in ADMIN_IDS
 PERCENT = re.compile(r"(\d+(?:\.\d+)?)%")
 
 
@@ -45,7 +47,8 @@ async def system(request, dataset: Path, tmp_path_factory):  # type: ignore[no-u
     if mode == "embedded":
         system = System(emulator, {"DATA_DIR": str(data_dir), "SEED_DATASET": str(dataset),
                                    "STORAGE_CHAT_ID": str(STORAGE_CHAT),
-                                   "SEARCH_PAGE_SIZE": str(PAGE_SIZE)}, data_dir)
+                                   "SEARCH_PAGE_SIZE": str(PAGE_SIZE),
+                                   "ADMIN_IDS": str(ADMIN)}, data_dir)
         system.start("run", "run")
     else:
         database = f"landmarks_e2e_{uuid.uuid4().hex[:8]}"
@@ -53,7 +56,7 @@ async def system(request, dataset: Path, tmp_path_factory):  # type: ignore[no-u
         prefix = f"landmarks-e2e-{uuid.uuid4().hex[:8]}"
         env = {"DATA_DIR": str(data_dir), "QUEUE_NAME": prefix, "REDIS_URL": REDIS_URL,
                "STORAGE_CHAT_ID": str(STORAGE_CHAT), "SEARCH_PAGE_SIZE": str(PAGE_SIZE),
-               "DATABASE_URL": POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{database}"}
+               "ADMIN_IDS": str(ADMIN), "DATABASE_URL": POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{database}"}
         system = System(emulator, env, data_dir)
         await asyncio.to_thread(system.cli, "db", "upgrade")
         await asyncio.to_thread(system.cli, "import", str(dataset))
@@ -64,6 +67,7 @@ async def system(request, dataset: Path, tmp_path_factory):  # type: ignore[no-u
     try:
         await system.wait_started()
         system.mode = mode  # type: ignore[attr-defined]
+        system.data_dir = data_dir  # type: ignore[attr-defined]
         yield system
     finally:
         system.stop()
@@ -375,3 +379,233 @@ async def test_search_pages_through_every_match(system: System) -> None:
     last_offset = total - len(names)
     back = [b["callback_data"] for b in reply.buttons if b["callback_data"].startswith("sp:")]
     assert back == [back[0]] and back[0].endswith(f":{last_offset - PAGE_SIZE}"), back
+
+
+
+# -- administrators -----------------------------------------------------------------------------
+ADMIN_ONLY = ["/reindex", "/reindex full", "/reindex cancel", "/stats", "/admin add 5202"]
+
+
+async def test_admin_commands_refuse_everyone_else(system: System) -> None:
+    user = FakeUser(id=5201, language_code="en")
+    for command in ADMIN_ONLY:
+        assert (await system.ask_text(user, command)).text == EN("admin_only"), command
+    assert (await system.ask_text(FakeUser(id=5203, language_code="ru"), "/stats")).text == RU("admin_only")
+    menu = [c["command"] for c in system.emulator.commands_for(f"chat:{ADMIN}", "")]
+    assert {"reindex", "stats", "admin"} <= set(menu)
+    assert not {"reindex", "stats", "admin"} & {c["command"] for c in system.emulator.commands_for("default", "")}
+    assert not system.emulator.commands_for("chat:5201", "")
+
+
+async def test_admin_promotes_another_admin_and_reads_stats(system: System) -> None:
+    admin, newcomer = FakeUser(id=ADMIN, language_code="en"), FakeUser(id=5204, language_code="en")
+    assert (await system.ask_text(newcomer, "/stats")).text == EN("admin_only")
+    assert (await system.ask_text(admin, "/admin add")).text == EN("admin_usage")
+    assert (await system.ask_text(admin, f"/admin add {newcomer.id}")).text == EN("admin_added", user_id=newcomer.id)
+    assert "reindex" in [c["command"] for c in system.emulator.commands_for(f"chat:{newcomer.id}", "")]
+    await system.ask_text(newcomer, "/search Notre Dame")  # the workers have loaded and answer
+    stats = (await system.ask_text(newcomer, "/stats")).text
+    assert stats.startswith("📊")
+    workers = int(re.search(r"workers alive: (\d+)", stats).group(1))
+    assert workers == (2 if system.mode == "redis_postgres" else 1), stats
+    assert re.search(r"Users: \d+", stats) and "Gallery: " in stats
+
+
+async def _recognitions_since(system: System, since: datetime) -> list[tuple[str, str]]:
+    """(index version, top landmark) of each answer computed since a moment, read from the real database."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    url = system.env.get("DATABASE_URL", "").replace("postgresql://", "postgresql+asyncpg://") or \
+        f"sqlite+aiosqlite:///{system.data_dir / 'landmarks.sqlite3'}"
+    engine = create_async_engine(url)
+    async with engine.connect() as connection:
+        rows = (await connection.execute(text("SELECT index_version, top_landmark_id, created_at FROM recognitions "
+                                              "WHERE from_cache = :no ORDER BY id"), {"no": False})).all()
+    await engine.dispose()
+    return [(row[0], row[1]) for row in rows if _aware(row[2]) >= since]
+
+
+def _aware(moment: datetime | str) -> datetime:
+    moment = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _variant(path: Path, round_: int) -> bytes:
+    """The same pixels with another JPEG comment: other bytes, so the worker computes the answer (no cache hit),
+    and the same image, so any change of answer comes from the index, not from the photo."""
+    buffer = io.BytesIO()
+    Image.open(path).convert("RGB").save(buffer, "JPEG", quality=90, comment=f"round {round_}".encode())
+    return buffer.getvalue()
+
+
+async def test_reindex_while_users_keep_getting_answers(system: System, dataset: Path) -> None:
+    admin, user = FakeUser(id=ADMIN, language_code="en"), FakeUser(id=5301, language_code="en")
+    photos = [(path, expected) for path, expected in read_queries(dataset) if expected][:8]
+    baseline = {}
+    for path, expected in photos:
+        baseline[path] = _candidate_names((await system.ask_photo(user, _variant(path, 0))).text)[0]
+    started_at = datetime.now(timezone.utc)
+    mark = system.emulator.mark()
+    reply = await system.ask_text(admin, "/reindex full")
+    assert reply.text.startswith("🔄"), reply.text
+    old_version = re.search(r"index (v[\d-]+)", reply.text).group(1)
+    progress_id = reply.message.result["message_id"]
+    assert (await system.ask_text(admin, "/reindex")).text == EN("reindex_already")
+
+    def edit_of(prefix: str):  # type: ignore[no-untyped-def]
+        return lambda c: (c.method == "editMessageText" and c.params["message_id"] == progress_id
+                          and c.params["text"].startswith(prefix))
+
+    answered = wrong = 0
+    round_ = 1
+    while not [c for c in system.emulator.calls[mark:] if edit_of("✅")(c) or edit_of("❌")(c)]:
+        for path, _ in photos:
+            answer = await system.ask_photo(user, _variant(path, round_))
+            answered += 1
+            wrong += int(_candidate_names(answer.text)[0] != baseline[path])
+        round_ += 1
+        assert round_ < 60, "the reindex did not finish"
+    done = await system.emulator.wait_for(edit_of("✅"), 5, after=mark)
+    new_version = re.search(r"Index (v[\d-]+)", done.params["text"]).group(1)
+    progress_edits = [c for c in system.emulator.calls[mark:] if edit_of("🔄")(c)]
+    assert progress_edits and any("embedding photos" in c.params["text"] for c in progress_edits)
+    moments = [c.time for c in system.emulator.calls[mark:] if edit_of("🔄")(c)]
+    assert all(b - a >= 2.5 for a, b in zip(moments, moments[1:]))  # at most one edit every few seconds
+    assert new_version != old_version
+    await asyncio.sleep(3)  # every worker checks for a new version every 2 s
+    for path, _ in photos[:3]:
+        answer = await system.ask_photo(user, _variant(path, 99))
+        assert _candidate_names(answer.text)[0] == baseline[path]
+    versions = await _recognitions_since(system, started_at)
+    assert {version for version, _ in versions} <= {old_version, new_version}
+    assert versions[-1][0] == new_version
+    FIGURES.append(f"e2e [{system.mode}] during a full reindex: {answered} photos answered, {wrong} answers changed, "
+                   f"{len(progress_edits)} progress edits, versions served {sorted({v for v, _ in versions})}")
+    assert answered >= len(photos) and wrong == 0
+
+
+async def test_worker_killed_mid_reindex_leaves_the_old_index_serving(system: System, dataset: Path) -> None:
+    if system.mode != "redis_postgres":
+        pytest.skip("needs separate worker processes: the embedded mode runs its worker inside the bot")
+    admin, user = FakeUser(id=ADMIN, language_code="en"), FakeUser(id=5401, language_code="en")
+    path, expected = next(q for q in read_queries(dataset) if q[1] == "notre_dame")
+    name = read_landmarks(dataset)[expected]["name_en"]
+    reply = await system.ask_text(admin, "/reindex full")
+    progress_id = reply.message.result["message_id"]
+    old_version = re.search(r"index (v[\d-]+)", reply.text).group(1)
+    await system.emulator.wait_for(lambda c: c.method == "editMessageText" and c.params["message_id"] == progress_id
+                                   and "embedding photos" in c.params["text"], 120)
+    builder = next((n, p) for n, p in system.processes
+                   if n.startswith("worker") and "reindex.started" in (system.log_dir / f"{n}.log").read_text())
+    builder[1].kill()
+    builder[1].wait()
+    system.processes.remove(builder)
+    answer = await system.ask_photo(user, _variant(path, 200))  # the other worker answers on the old index
+    assert _candidate_names(answer.text)[0] == name
+    lost = await system.emulator.wait_for(lambda c: c.method == "editMessageText"
+                                          and c.params["message_id"] == progress_id and c.params["text"].startswith("❌"),
+                                          90)
+    assert old_version in lost.params["text"]
+    system.start(f"{builder[0]}-again", "worker")
+    reply = await system.ask_text(admin, "/reindex full")  # a real rebuild, not "nothing new"
+    again_id = reply.message.result["message_id"]
+    done = await system.emulator.wait_for(lambda c: c.method == "editMessageText"
+                                          and c.params["message_id"] == again_id and c.params["text"][:1] in "✅❌",
+                                          400)
+    assert done.params["text"].startswith("✅"), done.params["text"]
+    assert old_version not in done.params["text"]
+    answer = await system.ask_photo(user, _variant(path, 201))
+    assert _candidate_names(answer.text)[0] == name
+
+
+def _gallery_of(dataset: Path) -> dict[str, list[Path]]:
+    with open(dataset / "split.csv", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["role"] == "gallery" and r["landmark_id"]]
+    gallery: dict[str, list[Path]] = {}
+    for row in rows:
+        gallery.setdefault(row["landmark_id"], []).append(dataset / row["image"])
+    return gallery
+
+
+async def _press(system: System, user: FakeUser, reply: Reply, prefix: str, suffix: str = "") -> Reply:
+    """Press the first button whose callback data starts with `prefix` (and ends with `suffix`);
+    returns the next message the bot sends to that chat."""
+    data = next(b["callback_data"] for b in reply.buttons
+                if b["callback_data"].startswith(prefix) and b["callback_data"].endswith(suffix))
+    message = next(m for m in system.emulator.sent_to(user.id) if m["message_id"] == reply.message.result["message_id"])
+    return await system.ask(user, lambda: system.emulator.user_presses_button(user, message, data))
+
+
+async def test_feedback_correction_accepted_by_an_admin_goes_live(system: System, dataset: Path) -> None:
+    admin, user = FakeUser(id=ADMIN, language_code="en"), FakeUser(id=5501, language_code="en")
+    path, _ = read_queries(dataset)[0]
+    answer = await system.ask_photo(user, _variant(path, 300))
+    said, other = _candidate_names(answer.text)[:2]
+    ask = await _press(system, user, answer, "fb:", ":0")  # 👎
+    assert ask.text == EN("correction_ask")
+    landmarks = read_landmarks(dataset)
+    other_id = next(k for k, v in landmarks.items() if v["name_en"] == other)
+    thanks = await _press(system, user, ask, "fix:", f":{other_id}")
+    assert thanks.text == EN("correction_thanks", name=html.escape(other, quote=False))
+    mark = system.emulator.mark()
+    system.emulator.user_sends_text(admin, "/review")
+    shown = await system.emulator.wait_for(lambda c: c.method == "sendPhoto" and c.params["chat_id"] == ADMIN, 30,
+                                           after=mark)
+    assert html.escape(said, quote=False) in shown.params["caption"] and html.escape(other, quote=False) in \
+        shown.params["caption"]
+    review = Reply(message=shown)
+    accept = next(b["callback_data"] for b in review.buttons if b["callback_data"].endswith(":1"))
+    message = next(m for m in system.emulator.sent_to(ADMIN) if m["message_id"] == shown.result["message_id"])
+    accepted = await system.ask(admin, lambda: system.emulator.user_presses_button(admin, message, accept))
+    assert accepted.text.startswith("✅"), accepted.text
+    await system.emulator.wait_for(lambda c: c.method == "sendMessage" and c.params["chat_id"] == ADMIN
+                                   and c.params["text"] == EN("review_empty"), 30, after=mark)
+    await asyncio.sleep(3)  # workers pick up the new version
+    again = await system.ask_photo(user, _variant(path, 301))
+    assert _candidate_names(again.text)[0] == other  # its own photo is in the gallery under the corrected name now
+
+
+async def test_remove_a_landmark_then_add_it_back_as_a_new_one(system: System, dataset: Path) -> None:
+    admin, user = FakeUser(id=ADMIN, language_code="en"), FakeUser(id=5601, language_code="en")
+    landmarks = read_landmarks(dataset)
+    queries = {expected: path for path, expected in read_queries(dataset) if expected}
+    gallery = _gallery_of(dataset)
+    landmark = max((lm for lm in queries if lm in gallery), key=lambda lm: len(gallery[lm]))
+    name = landmarks[landmark]["name_en"]
+    before = await system.ask_photo(user, _variant(queries[landmark], 400))
+    assert _candidate_names(before.text)[0] == name
+    assert (await system.ask_text(FakeUser(id=5602, language_code="en"), f"/remove {landmark}")).text == \
+        EN("admin_only")
+    removed = await system.ask_text(admin, f"/remove {landmark}")
+    assert removed.text.startswith("🗑"), removed.text
+    await asyncio.sleep(3)
+    gone = await system.ask_photo(user, _variant(queries[landmark], 401))
+    assert name not in _candidate_names(gone.text)
+
+    album = uuid.uuid4().hex[:12]
+    mark = system.emulator.mark()
+    for number, photo in enumerate(gallery[landmark][:3]):
+        system.emulator.user_sends_photo(admin, photo.read_bytes(), caption="/add Test Cathedral" if number == 0 else None,
+                                         media_group_id=album)
+    ask = Reply(message=await system.emulator.wait_for(
+        lambda c: c.method == "sendMessage" and c.params["chat_id"] == ADMIN and c.params.get("reply_markup"),
+        60, after=mark))
+    if ask.text.startswith("Several landmarks match"):  # "cathedral" matches others: the admin says it is new
+        ask = await _press(system, admin, ask, "add:", ":")
+    assert "new landmark" in ask.text, ask.text
+    city = await _press(system, admin, ask, "cat:church")
+    assert city.text == EN("add_new_city")
+    assert (await system.ask_text(admin, "Paris")).text == EN("add_new_country")
+    location = await system.ask_text(admin, "France")
+    assert location.text == EN("add_new_location")
+    done = await system.ask(admin, lambda: system.emulator.user_sends_location(admin, 48.853, 2.3499), timeout=300)
+    assert done.text.startswith("✅") and "Test Cathedral" in done.text, done.text
+    count = int(re.search(r"has (\d+) photo", done.text).group(1))
+    assert count == min(3, len(gallery[landmark]))
+    await asyncio.sleep(3)
+    back = await system.ask_photo(user, _variant(queries[landmark], 402))
+    assert _candidate_names(back.text)[0] == "Test Cathedral"
+    assert back.venue is not None and back.venue.params["latitude"] == pytest.approx(48.853)
+    found = await system.ask_text(user, "/search test cathedral")
+    assert "Test Cathedral" in found.text

@@ -23,5 +23,6 @@ def test_run_without_a_token_says_how_to_get_one(tmp_path: Path) -> None:
 def test_help_lists_every_operator_command() -> None:
     out = subprocess.run([sys.executable, "-m", "cli", "--help"], cwd=ROOT, capture_output=True, text=True,
                          check=True, env={**os.environ, "COLUMNS": "200"})
-    for command in ("import", "index", "recognize", "eval", "worker", "bot", "run", "seed", "db"):
+    for command in ("import", "reindex", "index", "recognize", "search", "eval", "bench-search", "worker", "bot", "run",
+                    "seed", "db"):
         assert f" {command} " in out.stdout

@@ -108,3 +108,35 @@ async def test_one_reindex_at_a_time_and_cancel_keeps_the_old_index(services: Se
     assert final.status == "cancelled"
     assert (await services.repos.active_index()).version == first.version
     assert await reindex.acquire(services.cache, uuid.uuid4().hex)  # the lock was released
+
+
+async def test_live_change_moves_a_landmark_without_a_rebuild(services: Services, models: IndexModels) -> None:
+    from ml.index.bundle import IndexBundle
+    from ml.index.live_update import live_change
+    from ml.recognize import Recognizer
+    from storage.images import decode_image
+
+    await _reindex(services, models)
+    active = await services.repos.active_index()
+    bundle = IndexBundle.load(Path(active.path))
+    moved = bundle.row_landmarks[0]
+    photo_ids = await services.repos.gallery_photo_ids(moved)
+
+    removed = await live_change(services, models, bundle, {"remove_landmarks": [moved]})
+    without = IndexBundle.load(Path((await services.repos.active_index()).path))
+    assert removed.version == without.version != bundle.version
+    assert moved not in without.landmark_head.classes and moved not in {lm.id for lm in without.text.landmarks}
+    assert len(without.photo_ids) == len(bundle.photo_ids) - len(photo_ids)
+    assert without.fusion == bundle.fusion  # no recalibration: a live change keeps the operating point
+
+    await services.repos.upsert_landmark(id="moved_copy", name_en="Moved Copy", name_ru=None, aliases=[],
+                                         city="Nowhere", country=None, category="church", lat=None, lon=None,
+                                         description=None)
+    await services.repos.assign_photos(photo_ids, "moved_copy", "gallery")
+    added = await live_change(services, models, without, {"add": photo_ids})
+    assert added.photo_counts == {"moved_copy": len(photo_ids)} and added.added == len(photo_ids)
+    grown = IndexBundle.load(Path((await services.repos.active_index()).path))
+    photo = (await services.repos.photos_by_ids(photo_ids[:1]))[0]
+    result = Recognizer(models.embedder, models.matcher, grown).recognize(decode_image(services.photos.read(photo.path)))
+    assert result.landmarks[0].landmark_id == "moved_copy"
+    assert "content_signature" not in grown.stats  # the next /reindex recalibrates instead of saying "nothing new"
