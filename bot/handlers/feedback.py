@@ -79,7 +79,7 @@ async def on_correction_typed(message: Message, services: Services, bot_settings
     data = await state.get_data()
     await state.clear()
     query = message.text.strip()[:200]
-    found = await find_landmarks(services, query, bot_settings.job_timeout_s)
+    found, _ = await find_landmarks(services, query, bot_settings.job_timeout_s)  # the user's best guess: top match
     if not found:
         await message.answer(texts("correction_not_found", query=escape(query)))
         return

@@ -99,8 +99,8 @@ async def start_add(message: Message, query: str, file_ids: list[str], bot: Bot,
         if not photo_ids:
             return
         pending = PendingAdd(photo_ids=photo_ids, query=query, admin_id=message.from_user.id)
-        candidates = await gallery_admin.find_landmarks(services, query, settings.job_timeout_s)
-        if len(candidates) == 1:
+        candidates, exact = await gallery_admin.find_landmarks(services, query, settings.job_timeout_s)
+        if exact:
             await finish_add(message.chat.id, bot, services, texts, pending, candidates[0].id)
             return
         token = await pending.save(services)

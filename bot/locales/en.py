@@ -85,7 +85,7 @@ MESSAGES: dict[str, str] = {
     'cmd_remove': 'Remove a photo or a landmark (admins)',
     'cmd_review': "Review users' corrections (admins)",
     'add_usage': 'Send a photo (or an album) with the caption <code>/add NAME</code> — a landmark id or its name in English or Russian.',
-    'add_choose': 'Several landmarks match <b>{query}</b>. Which one is on the photo?',
+    'add_choose': 'Which landmark is <b>{query}</b>? These match the name — or add it as a new one.',
     'btn_new_landmark': '➕ a new landmark «{name}»',
     'add_new_category': '<b>{name}</b> is a new landmark. What kind of place is it?',
     'add_new_city': 'City?',

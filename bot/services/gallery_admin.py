@@ -84,20 +84,23 @@ def _folded(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
-async def find_landmarks(services: Services, query: str, timeout: float) -> list[Landmark]:
-    """The landmark an admin means: its id or exact name first, else the search's real matches (maybe several)."""
+async def find_landmarks(services: Services, query: str, timeout: float) -> tuple[list[Landmark], bool]:
+    """The landmarks a name may mean, and whether the match is exact (its id, or a name spelled out in full).
+
+    Only an exact match is safe to act on without asking: "Test Cathedral" must not land in
+    "St Basil's Cathedral" because the search finds the word."""
     rows = await services.repos.get_landmarks()
     if query in rows:
-        return [rows[query]]
+        return [rows[query]], True
     wanted = _folded(query)
     exact = [row for row in rows.values()
              if wanted in {_folded(name) for name in (row.name_en, row.name_ru, *(row.aliases or [])) if name}]
     if exact:
-        return exact
+        return exact, len(exact) == 1
     result = await services.queue.submit(Job.search(query, 5), timeout=timeout)
     if not result.ok or result.search is None or not result.search.matched:
-        return []
-    return [rows[hit.landmark_id] for hit in result.search.hits if hit.landmark_id in rows]
+        return [], False
+    return [rows[hit.landmark_id] for hit in result.search.hits if hit.landmark_id in rows], False
 
 
 def new_landmark_id(name: str, taken: set[str]) -> str:

@@ -1,0 +1,45 @@
+"""What admins read: reindex progress in every state, /stats, and ids for landmarks created from Telegram."""
+
+from __future__ import annotations
+
+import time
+
+from bot.locales import Texts
+from bot.rendering import reindex_text
+from bot.services.gallery_admin import new_landmark_id
+from storage.schemas import ReindexState
+
+EN, RU = Texts("en"), Texts("ru")
+
+
+def _state(**fields: object) -> ReindexState:
+    now = time.time()
+    return ReindexState(job_id="j", started_at=now - 10, updated_at=now, previous_version="v-old", **fields)
+
+
+def test_progress_shows_stage_counts_speed_and_time_left() -> None:
+    text = reindex_text(_state(stage="embed", done=40, total=130, images_per_second=6.5, eta_s=14), EN)
+    assert text.startswith("🔄") and "embedding photos: 40/130" in text and "6.5 img/s" in text
+    assert "~14 s left" in text and "v-old keeps answering" in text
+    assert "обработка фото: 40/130" in reindex_text(_state(stage="embed", done=40, total=130), RU)
+
+
+def test_final_states_say_what_serves() -> None:
+    done = reindex_text(_state(status="done", version="v-new", n_photos=110, n_landmarks=23, embedded=3,
+                               seconds=56.3, images_per_second=2.3, skipped=["photo 7 (x.jpg): corrupt <b>"],
+                               figures={"loo_p_at_1": 0.99, "loo_accepted": 0.97, "loo_unknown_rejection": 0.95}),
+                        EN)
+    assert done.startswith("✅") and "v-new" in done and "110 photos of 23 landmarks" in done and "P@1 99%" in done
+    assert "Skipped 1 photo" in done and "&lt;b&gt;" in done  # the reason is escaped for HTML
+    assert reindex_text(_state(status="unchanged", version="v-old", seconds=0.1), EN).startswith("✅ Nothing new")
+    assert "v-old keeps serving" in reindex_text(_state(status="cancelled"), EN)
+    failed = reindex_text(_state(status="failed", error="OSError: disk <full>"), EN)
+    assert failed.startswith("❌") and "&lt;full&gt;" in failed and "v-old keeps serving" in failed
+
+
+def test_new_landmark_ids_are_ascii_slugs_and_unique() -> None:
+    assert new_landmark_id("Test Cathedral", set()) == "test_cathedral"
+    assert new_landmark_id("Test Cathedral", {"test_cathedral"}) == "test_cathedral_2"
+    assert new_landmark_id("Храм Христа Спасителя", set()) == "hram_hrista_spasitelja"
+    assert new_landmark_id("Château de Sceaux", set()) == "chateau_de_sceaux"
+    assert new_landmark_id("🙂", set()) == "landmark"
