@@ -212,9 +212,12 @@ def search_cmd(text: str = typer.Argument(..., help="A landmark name in Russian 
 # -- evaluation -------------------------------------------------------------------------------
 @app.command("eval")
 def eval_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
-             json_path: Path = typer.Option(None, "--json", help="Write the metrics as JSON here.")) -> None:
+             json_path: Path = typer.Option(None, "--json", help="Write the metrics as JSON here."),
+             report_dir: Path = typer.Option(None, "--report", help="Write tables, curves and plots (PNG) here."),
+             ) -> None:
     """Run the dataset's protocol (index its gallery, send every query) in a temporary store."""
     from ml.evaluate import evaluate
+    from ml.report import per_landmark, stage_costs, write_report
 
     with progress_bar() as update:
         report = asyncio.run(evaluate(folder, progress=update))
@@ -229,8 +232,19 @@ def eval_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
         console.print(f"{len(report.failures)} failures:")
         for failure in report.failures:
             console.print(f"  {json.dumps(failure, ensure_ascii=False)}")
+    landmarks = Table(title="per landmark")
+    for column in ("landmark", "queries", "top-1", "top-5", "rejected"):
+        landmarks.add_column(column)
+    for row in per_landmark(report.outcomes, report.names):
+        landmarks.add_row(row["name"], str(row["queries"]), str(row["top1"]), str(row["top5"]), str(row["rejected"]))
+    console.print(landmarks)
+    console.print("cost per stage (ms, mean / p95): " + ", ".join(
+        f"{stage} {cost['mean_ms']:.0f} / {cost['p95_ms']:.0f}" for stage, cost in stage_costs(report.outcomes).items()))
     if json_path:
         json_path.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    if report_dir:
+        written = write_report(report_dir, folder, metrics, report.outcomes, report.names, report.threshold)
+        console.print(f"report: {len(written)} files in {report_dir}")
 
 
 @app.command("bench-search")

@@ -61,10 +61,14 @@ class EvalReport:
     text_hit_at_5: float | None = None
     text_mrr: float | None = None
     failures: list[dict] = field(default_factory=list)
+    outcomes: list[dict] = field(default_factory=list)  # one per query, for the report folder
+    threshold: float | None = None  # the "not recognised" threshold the index chose on its gallery
+    names: dict[str, str] = field(default_factory=dict)
 
     def metrics(self) -> dict:
         out = asdict(self)
-        out.pop("failures")
+        for detail in ("failures", "outcomes", "threshold", "names"):
+            out.pop(detail)
         return {k: v for k, v in out.items() if v is not None}
 
 
@@ -122,7 +126,7 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
     category_ranked: list[list[str]] = []
     top_probability: list[float] = []
     recognised: list[bool] = []
-    latencies, failures = [], []
+    latencies, failures, outcomes = [], [], []
     bundle = recognizer.bundle
     for done, (relative, expected) in enumerate(queries, start=1):
         image = decode_image((folder / relative).read_bytes())
@@ -136,6 +140,14 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
         category_ranked.append([c.category for c in result.categories])
         top_probability.append(result.landmarks[0].probability if result.landmarks else 0.0)
         recognised.append(result.recognized)
+        outcomes.append({
+            "query": relative, "expected": expected, "got": got[:5],
+            "probabilities": [round(lm.probability, 4) for lm in result.landmarks[:5]],
+            "inliers": [lm.inliers for lm in result.landmarks[:5]], "recognized": result.recognized,
+            "top_probability": top_probability[-1], "category_expected": categories.get(expected) if expected else None,
+            "category_got": result.categories[0].category if result.categories else None,
+            "timings_ms": {k: round(v, 1) for k, v in result.timings_ms.items()},
+        })
         if (expected is None) == result.recognized or (expected is not None and got[:1] != [expected]):
             failures.append({"query": relative, "expected": expected, "got": got[:3],
                              "probabilities": [round(lm.probability, 3) for lm in result.landmarks[:3]],
@@ -166,4 +178,7 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
         latency_ms_p95=float(np.percentile(latencies, 95)) if latencies else 0.0,
         index_seconds=index_seconds,
         failures=failures,
+        outcomes=outcomes,
+        threshold=bundle.fusion.threshold,
+        names={k: v.name_en for k, v in bundle.landmarks.items()},
     )

@@ -140,3 +140,25 @@ async def test_live_change_moves_a_landmark_without_a_rebuild(services: Services
     result = Recognizer(models.embedder, models.matcher, grown).recognize(decode_image(services.photos.read(photo.path)))
     assert result.landmarks[0].landmark_id == "moved_copy"
     assert "content_signature" not in grown.stats  # the next /reindex recalibrates instead of saying "nothing new"
+
+
+def _with_queries(dataset: Path, small: Path, queries: list[dict]) -> Path:
+    """The small dataset plus the given query rows (absolute image paths, nothing copied)."""
+    with open(small / "split.csv", "a", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(queries[0]))
+        for row in queries:
+            writer.writerow({**row, "image": str((dataset / row["image"]).resolve())})
+    return small
+
+
+async def test_threshold_comes_from_the_gallery_only(dataset: Path, tmp_path: Path) -> None:
+    """The evaluation protocol with two different sets of query photos over one gallery: same operating point."""
+    from ml.evaluate import evaluate
+
+    with open(dataset / "split.csv", encoding="utf-8") as handle:
+        queries = [r for r in csv.DictReader(handle) if r["role"] == "query"]
+    first = _with_queries(dataset, small_dataset(dataset, tmp_path / "first"), queries[: len(queries) // 2])
+    second = _with_queries(dataset, small_dataset(dataset, tmp_path / "second"), queries[len(queries) // 2:])
+    one, other = await evaluate(first), await evaluate(second)
+    assert one.threshold is not None and one.threshold == other.threshold
+    assert [o["query"] for o in one.outcomes] != [o["query"] for o in other.outcomes]

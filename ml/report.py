@@ -1,0 +1,200 @@
+"""The evaluation report folder (`landmarks eval DIR --report OUT`): tables, curves and pictures a
+person reads to see where recognition fails and why.
+
+Everything is computed from the per-query outcomes `ml.evaluate` collects; the pictures are
+drawn with matplotlib (Agg, no display) and Pillow, from the dataset's own photos, into the
+report folder only.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageOps
+
+WORST_FAILURES = 8
+THUMB = 220
+
+
+def per_landmark(outcomes: list[dict], names: dict[str, str]) -> list[dict]:
+    """One row per landmark with queries: how often it came first, in the top 5, or was rejected."""
+    rows: dict[str, dict] = defaultdict(lambda: {"queries": 0, "top1": 0, "top5": 0, "rejected": 0})
+    for outcome in outcomes:
+        expected = outcome["expected"]
+        if expected is None:
+            continue
+        row = rows[expected]
+        row["queries"] += 1
+        row["top1"] += int(outcome["got"][:1] == [expected])
+        row["top5"] += int(expected in outcome["got"][:5])
+        row["rejected"] += int(not outcome["recognized"])
+    return [{"landmark": landmark, "name": names.get(landmark, landmark), **counts,
+             "p_at_1": counts["top1"] / counts["queries"]} for landmark, counts in sorted(rows.items())]
+
+
+def open_set_curve(outcomes: list[dict]) -> list[dict]:
+    """Every threshold on the top-1 probability: distractors rejected vs landmark queries wrongly rejected."""
+    known = np.array([o["top_probability"] for o in outcomes if o["expected"] is not None])
+    unknown = np.array([o["top_probability"] for o in outcomes if o["expected"] is None])
+    thresholds = np.unique(np.concatenate([[0.0, 1.0 + 1e-9], known, unknown]))
+    return [{"threshold": float(t),
+             "distractor_rejection": float(np.mean(unknown < t)) if len(unknown) else None,
+             "false_rejection": float(np.mean(known < t)) if len(known) else None} for t in thresholds]
+
+
+def precision_recall(outcomes: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """GAP's curve: queries by confidence; a hit is a recognised, correct top-1; recall over landmark queries."""
+    order = sorted(outcomes, key=lambda o: -o["top_probability"])
+    hits = np.array([o["recognized"] and o["expected"] is not None and o["got"][:1] == [o["expected"]]
+                     for o in order], dtype=float)
+    n_known = max(1, sum(o["expected"] is not None for o in outcomes))
+    return np.cumsum(hits) / np.arange(1, len(hits) + 1), np.cumsum(hits) / n_known
+
+
+def stage_costs(outcomes: list[dict]) -> dict[str, dict[str, float]]:
+    stages = sorted({stage for o in outcomes for stage in o["timings_ms"]})
+    return {stage: {"mean_ms": float(np.mean([o["timings_ms"].get(stage, 0.0) for o in outcomes])),
+                    "p95_ms": float(np.percentile([o["timings_ms"].get(stage, 0.0) for o in outcomes], 95))}
+            for stage in stages}
+
+
+def write_report(folder: Path, dataset: Path, metrics: dict, outcomes: list[dict], names: dict[str, str],
+                 threshold: float | None) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def save(figure, name: str) -> None:  # type: ignore[no-untyped-def]
+        figure.tight_layout()
+        figure.savefig(folder / name, dpi=110)
+        plt.close(figure)
+        written.append(folder / name)
+
+    table = per_landmark(outcomes, names)
+    _write_csv(folder / "per_landmark.csv", table)
+    curve = open_set_curve(outcomes)
+    _write_csv(folder / "open_set_curve.csv", curve)
+    failures = [o for o in outcomes if _failed(o)]
+    (folder / "failures.json").write_text(json.dumps(failures, indent=1, ensure_ascii=False), encoding="utf-8")
+    costs = stage_costs(outcomes)
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "stage_costs_ms": costs, "threshold": threshold},
+                                                    indent=2), encoding="utf-8")
+    written += [folder / "per_landmark.csv", folder / "open_set_curve.csv", folder / "failures.json",
+                folder / "metrics.json"]
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    precision, recall = precision_recall(outcomes)
+    left.plot(recall, precision)
+    left.set(xlabel="recall (landmark queries)", ylabel="precision", title=f"precision-recall, GAP {metrics['gap']:.3f}",
+             xlim=(0, 1), ylim=(0, 1.02))
+    false_rejection = [p["false_rejection"] for p in curve]
+    rejection = [p["distractor_rejection"] for p in curve]
+    right.plot(false_rejection, rejection)
+    right.scatter([metrics["false_rejection"]], [metrics["distractor_rejection"]], color="red", zorder=3,
+                  label=f"chosen on the gallery (t={threshold:.2f})" if threshold is not None else "chosen")
+    right.set(xlabel="landmark queries rejected", ylabel="distractors rejected", title="open set", xlim=(0, 1),
+              ylim=(0, 1.02))
+    right.legend(loc="lower right")
+    save(figure, "curves.png")
+
+    figure, axis = plt.subplots(figsize=(5, 5))
+    confidence = np.array([o["top_probability"] for o in outcomes])
+    correct = np.array([o["expected"] is not None and o["got"][:1] == [o["expected"]] for o in outcomes], float)
+    edges = np.linspace(0, 1, 11)
+    bins = np.clip(np.digitize(confidence, edges) - 1, 0, 9)
+    centres = [(edges[b] + edges[b + 1]) / 2 for b in range(10) if (bins == b).any()]
+    accuracy = [correct[bins == b].mean() for b in range(10) if (bins == b).any()]
+    counts = [int((bins == b).sum()) for b in range(10) if (bins == b).any()]
+    axis.plot([0, 1], [0, 1], linestyle="--", color="grey")
+    axis.bar(centres, accuracy, width=0.09, alpha=0.7)
+    for x, y, n in zip(centres, accuracy, counts):
+        axis.annotate(str(n), (x, y), ha="center", va="bottom", fontsize=8)
+    axis.set(xlabel="top-1 probability", ylabel="share correct", title=f"reliability, ECE {metrics['ece']:.3f}",
+             xlim=(0, 1), ylim=(0, 1.05))
+    save(figure, "reliability.png")
+
+    figure, axis = plt.subplots(figsize=(8, 0.3 * len(table) + 1.5))
+    axis.barh([row["name"][:40] for row in table], [row["p_at_1"] for row in table])
+    axis.set(xlabel="P@1", xlim=(0, 1), title="per landmark")
+    axis.invert_yaxis()
+    save(figure, "per_landmark.png")
+
+    labels = sorted({o["category_expected"] for o in outcomes if o["category_expected"]}
+                    | {o["category_got"] for o in outcomes if o["expected"] is not None})
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), int)
+    for o in outcomes:
+        if o["expected"] is not None:
+            matrix[index[o["category_expected"]], index[o["category_got"]]] += 1
+    figure, axis = plt.subplots(figsize=(1 + 0.6 * len(labels), 1 + 0.6 * len(labels)))
+    axis.imshow(matrix, cmap="Blues")
+    axis.set_xticks(range(len(labels)), labels, rotation=60, ha="right")
+    axis.set_yticks(range(len(labels)), labels)
+    for (i, j), n in np.ndenumerate(matrix):
+        if n:
+            axis.text(j, i, str(n), ha="center", va="center", fontsize=8)
+    axis.set(xlabel="predicted category", ylabel="true category", title="categories")
+    save(figure, "category_confusion.png")
+
+    sheet = contact_sheet(dataset, failures, names)
+    if sheet is not None:
+        sheet.save(folder / "worst_failures.jpg", quality=85)
+        written.append(folder / "worst_failures.jpg")
+    return written
+
+
+def _failed(outcome: dict) -> bool:
+    expected = outcome["expected"]
+    if expected is None:
+        return outcome["recognized"]
+    return outcome["got"][:1] != [expected] or not outcome["recognized"]
+
+
+def contact_sheet(dataset: Path, failures: list[dict], names: dict[str, str]) -> Image.Image | None:
+    """Worst failures first (most confident wrong answers): the query, then a gallery photo of each of its top 3."""
+    worst = sorted(failures, key=lambda o: -o["top_probability"])[:WORST_FAILURES]
+    if not worst:
+        return None
+    gallery = _first_gallery_photo(dataset)
+    sheet = Image.new("RGB", (4 * (THUMB + 10) + 10, len(worst) * (THUMB + 50) + 10), "white")
+    draw = ImageDraw.Draw(sheet)
+    for row, outcome in enumerate(worst):
+        top = 10 + row * (THUMB + 50)
+        cells = [(dataset / outcome["query"], f"query: {names.get(outcome['expected'], 'distractor')}")]
+        for landmark, p, inliers in zip(outcome["got"][:3], outcome["probabilities"], outcome["inliers"]):
+            cells.append((gallery.get(landmark), f"{names.get(landmark, landmark)[:26]} {100 * p:.0f}% {inliers} inl."))
+        for column, (path, caption) in enumerate(cells):
+            left = 10 + column * (THUMB + 10)
+            if path is not None and path.exists():
+                with Image.open(path) as image:
+                    thumb = ImageOps.fit(ImageOps.exif_transpose(image).convert("RGB"), (THUMB, THUMB))
+                sheet.paste(thumb, (left, top))
+            draw.text((left, top + THUMB + 4), caption[:40], fill="black")
+        if outcome["expected"] is None or not outcome["recognized"]:
+            verdict = "accepted a distractor" if outcome["expected"] is None else "rejected"
+            draw.text((10, top + THUMB + 20), verdict, fill="red")
+    return sheet
+
+
+def _first_gallery_photo(dataset: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    with open(dataset / "split.csv", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row["role"] == "gallery" and row["landmark_id"] and row["landmark_id"] not in found:
+                found[row["landmark_id"]] = dataset / row["image"]
+    return found
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["empty"])
+        writer.writeheader()
+        writer.writerows(rows)
