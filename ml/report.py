@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 WORST_FAILURES = 8
 THUMB = 220
@@ -146,8 +146,8 @@ def write_report(folder: Path, dataset: Path, metrics: dict, outcomes: list[dict
 
     sheet = contact_sheet(dataset, failures, names)
     if sheet is not None:
-        sheet.save(folder / "worst_failures.jpg", quality=85)
-        written.append(folder / "worst_failures.jpg")
+        sheet.save(folder / "worst_failures.png", optimize=True)
+        written.append(folder / "worst_failures.png")
     return written
 
 
@@ -166,6 +166,7 @@ def contact_sheet(dataset: Path, failures: list[dict], names: dict[str, str]) ->
     gallery = _first_gallery_photo(dataset)
     sheet = Image.new("RGB", (4 * (THUMB + 10) + 10, len(worst) * (THUMB + 50) + 10), "white")
     draw = ImageDraw.Draw(sheet)
+    font = _font()
     for row, outcome in enumerate(worst):
         top = 10 + row * (THUMB + 50)
         cells = [(dataset / outcome["query"], f"query: {names.get(outcome['expected'], 'distractor')}")]
@@ -177,11 +178,21 @@ def contact_sheet(dataset: Path, failures: list[dict], names: dict[str, str]) ->
                 with Image.open(path) as image:
                     thumb = ImageOps.fit(ImageOps.exif_transpose(image).convert("RGB"), (THUMB, THUMB))
                 sheet.paste(thumb, (left, top))
-            draw.text((left, top + THUMB + 4), caption[:40], fill="black")
+            draw.text((left, top + THUMB + 4), caption[:40], fill="black", font=font)
         if outcome["expected"] is None or not outcome["recognized"]:
             verdict = "accepted a distractor" if outcome["expected"] is None else "rejected"
-            draw.text((10, top + THUMB + 20), verdict, fill="red")
+            draw.text((10, top + THUMB + 20), verdict, fill="red", font=font)
     return sheet
+
+
+def _font() -> ImageFont.ImageFont:
+    """DejaVu Sans from matplotlib's own files: Pillow's default font has no accents ("Défense")."""
+    import matplotlib
+
+    try:
+        return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), 12)
+    except OSError:
+        return ImageFont.load_default()
 
 
 def _first_gallery_photo(dataset: Path) -> dict[str, Path]:

@@ -62,8 +62,8 @@ def test_report_folder_has_tables_plots_and_contact_sheet(tmp_path: Path) -> Non
     written = write_report(tmp_path / "report", dataset, metrics, OUTCOMES, {"a": "Alpha", "b": "Beta", "c": "Gamma"},
                            threshold=0.5)
     names = {path.name for path in written}
-    assert {"curves.png", "reliability.png", "per_landmark.png", "category_confusion.png", "worst_failures.jpg",
+    assert {"curves.png", "reliability.png", "per_landmark.png", "category_confusion.png", "worst_failures.png",
             "per_landmark.csv", "open_set_curve.csv", "failures.json", "metrics.json"} <= names
     assert all(path.stat().st_size > 0 for path in written)
-    with Image.open(tmp_path / "report" / "worst_failures.jpg") as sheet:
+    with Image.open(tmp_path / "report" / "worst_failures.png") as sheet:
         assert sheet.height > 3 * 220  # three failures: a2, b1, x2
