@@ -85,15 +85,16 @@ def import_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False))
 @app.command("reindex")
 def reindex_cmd(full: bool = typer.Option(False, "--full", help="Embed every photo again, ignoring the cache.")) -> None:
     """Build and activate a new index version (as /reindex in the bot): only new photos are embedded."""
-    from ml import reindex
+    from ml.reindex import run_locked
     from storage.migrate import upgrade
+    from storage.reindex_state import acquire
 
     upgrade()
 
     async def work(services):  # type: ignore[no-untyped-def]
         models = _index_models()
         job_id = uuid.uuid4().hex
-        if not await reindex.acquire(services.cache, job_id):
+        if not await acquire(services.cache, job_id):
             return None
         with progress_bar() as update:
             seen: set[tuple[str, int]] = set()
@@ -103,7 +104,7 @@ def reindex_cmd(full: bool = typer.Option(False, "--full", help="Embed every pho
                     seen.add((state.stage, state.done))
                     update(REINDEX_STAGES.get(state.stage, state.stage), state.done, state.total)
 
-            return await reindex.run_locked(services, models, job_id, full, on_state=show)
+            return await run_locked(services, models, job_id, full, on_state=show)
 
     state = asyncio.run(_with_services(work))
     if state is None:

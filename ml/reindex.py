@@ -29,10 +29,7 @@ from storage.reindex_state import (
     LOCK_TTL_S,
     STATE_KEY,
     STATE_TTL_S,
-    acquire,
-    is_alive,
-    read_state,
-    request_cancel,
+    release,
 )
 from storage.schemas import ReindexState
 from storage.services import Services
@@ -45,7 +42,8 @@ FIGURES = ("loo_p_at_1", "loo_accepted", "loo_unknown_rejection")
 
 async def run_locked(services: Services, models: IndexModels, job_id: str, full: bool,
                      requested_by: int | None = None, on_state=None) -> ReindexState:  # type: ignore[no-untyped-def]
-    """Build a new index under the lock `acquire` took; always releases it and leaves a final state."""
+    """Build a new index under the lock `storage.reindex_state.acquire` took; always releases it and leaves
+    a final state."""
     cache = services.cache
     active = await services.repos.active_index()
     now = time.time()
@@ -93,8 +91,7 @@ async def run_locked(services: Services, models: IndexModels, job_id: str, full:
         state.updated_at = time.time()
         state.seconds = round(state.updated_at - state.started_at, 2)
         await cache.set(STATE_KEY, state.model_dump_json(), STATE_TTL_S)
-        if await cache.get(LOCK_KEY) == job_id:
-            await cache.delete(LOCK_KEY)
+        await release(cache, job_id)
         await cache.delete(CANCEL_KEY)
         if on_state:
             on_state(state)
@@ -111,6 +108,3 @@ def _finish(state: ReindexState, outcome: IndexOutcome) -> None:
     state.images_per_second = outcome.images_per_second
     state.eta_s = None
     state.figures = {key: outcome.stats.get(key) for key in FIGURES}
-
-
-__all__ = ["acquire", "is_alive", "read_state", "request_cancel", "run_locked"]

@@ -19,16 +19,17 @@ import torch
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from ml import reindex
 from ml.index.bundle import IndexBundle
 from ml.index.live_update import live_change
 from ml.indexer import IndexModels
 from ml.models.image_embedder import ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher
 from ml.recognize import Recognizer
+from ml.reindex import run_locked
 from ml.settings import MLSettings
 from ml.text.encoders import default_encoders
 from ml.text.search import LandmarkText, TextSearch
+from storage import reindex_state
 from storage.cache import result_key, worker_key
 from storage.images import ImageRejected, decode_image
 from storage.queue import Delivery
@@ -146,14 +147,14 @@ class Worker:
 
     async def _start_reindex(self, job: Job) -> JobResult:
         """Answers at once (started, or busy with the running one); the build goes on beside the other jobs."""
-        if not await reindex.acquire(self.services.cache, job.id):
+        if not await reindex_state.acquire(self.services.cache, job.id):
             return JobResult(job_id=job.id, ok=False, error="a reindex is running", error_code="busy",
-                             reindex=await reindex.read_state(self.services.cache))
+                             reindex=await reindex_state.read_state(self.services.cache))
         self._reindexing = asyncio.create_task(self._reindex(job), name=f"reindex-{job.id}")
         return JobResult(job_id=job.id, ok=True)
 
     async def _reindex(self, job: Job) -> None:
-        state = await reindex.run_locked(self.services, self.models, job.id, bool(job.payload.get("full")),
+        state = await run_locked(self.services, self.models, job.id, bool(job.payload.get("full")),
                                          job.payload.get("requested_by"))
         if state.status == "done":
             await self.refresh_index(force=True)
@@ -163,7 +164,7 @@ class Worker:
 
         Holds the reindex lock while it works, so it never races a reindex (it answers "busy" instead)."""
         cache = self.services.cache
-        if not await reindex.acquire(cache, job.id):
+        if not await reindex_state.acquire(cache, job.id):
             return JobResult(job_id=job.id, ok=False, error="a reindex is running", error_code="busy")
         try:
             await self.refresh_index(force=True)
@@ -177,8 +178,7 @@ class Worker:
             return JobResult(job_id=job.id, ok=False, error=f"{type(exc).__name__}: {exc}"[:300],
                              error_code="internal")
         finally:
-            if await cache.get(reindex.LOCK_KEY) == job.id:
-                await cache.delete(reindex.LOCK_KEY)
+            await reindex_state.release(cache, job.id)
 
     async def _recognize(self, delivery: Delivery) -> JobResult:
         job = delivery.job

@@ -38,3 +38,9 @@ async def request_cancel(cache: Cache) -> ReindexState | None:
 
 async def acquire(cache: Cache, job_id: str) -> bool:
     return await cache.add(LOCK_KEY, job_id, LOCK_TTL_S)
+
+
+async def release(cache: Cache, job_id: str) -> None:
+    """Free the lock if this job still holds it (after a TTL lapse another job may)."""
+    if await cache.get(LOCK_KEY) == job_id:
+        await cache.delete(LOCK_KEY)

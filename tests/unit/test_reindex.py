@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from ml import reindex
 from ml.indexer import IndexModels
 from ml.models.image_embedder import ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher
+from ml.reindex import run_locked
 from ml.text.encoders import default_encoders
+from storage import reindex_state
 from storage.dataset_import import import_dataset
 from storage.migrate import upgrade_async
 from storage.services import Services
@@ -61,8 +62,8 @@ async def services(dataset: Path, tmp_path: Path):  # type: ignore[no-untyped-de
 
 async def _reindex(services: Services, models: IndexModels, full: bool = False):  # type: ignore[no-untyped-def]
     job_id = uuid.uuid4().hex
-    assert await reindex.acquire(services.cache, job_id)
-    return await reindex.run_locked(services, models, job_id, full)
+    assert await reindex_state.acquire(services.cache, job_id)
+    return await run_locked(services, models, job_id, full)
 
 
 async def test_incremental_reindex_reuses_embeddings_and_skips_corrupt_photos(services: Services,
@@ -94,20 +95,20 @@ async def test_one_reindex_at_a_time_and_cancel_keeps_the_old_index(services: Se
                                                                      models: IndexModels) -> None:
     first = await _reindex(services, models)
     holder = uuid.uuid4().hex
-    assert await reindex.acquire(services.cache, holder)
-    assert not await reindex.acquire(services.cache, uuid.uuid4().hex)  # busy: a second one is refused
-    running = asyncio.create_task(reindex.run_locked(services, models, holder, full=True))
+    assert await reindex_state.acquire(services.cache, holder)
+    assert not await reindex_state.acquire(services.cache, uuid.uuid4().hex)  # busy: a second one is refused
+    running = asyncio.create_task(run_locked(services, models, holder, full=True))
     for _ in range(200):
-        state = await reindex.read_state(services.cache)
+        state = await reindex_state.read_state(services.cache)
         if state and state.job_id == holder and state.done > 0:
             break
         await asyncio.sleep(0.05)
-    assert reindex.is_alive(state)
-    assert (await reindex.request_cancel(services.cache)).job_id == holder
+    assert reindex_state.is_alive(state)
+    assert (await reindex_state.request_cancel(services.cache)).job_id == holder
     final = await running
     assert final.status == "cancelled"
     assert (await services.repos.active_index()).version == first.version
-    assert await reindex.acquire(services.cache, uuid.uuid4().hex)  # the lock was released
+    assert await reindex_state.acquire(services.cache, uuid.uuid4().hex)  # the lock was released
 
 
 async def test_live_change_moves_a_landmark_without_a_rebuild(services: Services, models: IndexModels) -> None:
