@@ -248,6 +248,37 @@ def eval_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
         console.print(f"report: {len(written)} files in {report_dir}")
 
 
+@app.command("compare")
+def compare_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
+                variant: list[str] = typer.Option(None, help="Only these variants (default: all)."),
+                json_path: Path = typer.Option(None, "--json", help="Write the table as JSON here.")) -> None:
+    """Run the evaluation protocol once per recognition method and print quality against cost."""
+    from ml.compare import VARIANTS, compare, row
+
+    known = {v.name for v in VARIANTS}
+    if variant and not set(variant) <= known:
+        console.print(f"[red]unknown variant[/red]; known: {', '.join(sorted(known))}")
+        raise typer.Exit(2)
+    rows: dict[str, dict] = {}
+
+    def show(done, report) -> None:  # type: ignore[no-untyped-def]
+        rows[done.name] = row(report)
+        console.print(f"{done.name}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[done.name].items()))
+
+    asyncio.run(compare(folder, variant, on_done=show))
+    table = Table(title=f"methods on {folder}")
+    columns = list(next(iter(rows.values())))
+    table.add_column("variant")
+    for column in columns:
+        table.add_column(column.replace("landmark_", "").replace("retrieval_", ""), justify="right")
+    for name, values in rows.items():
+        table.add_row(name, *(f"{values[c]:.0f}" if c.endswith("_ms") or "latency" in c else f"{values[c]:.3f}"
+                              for c in columns))
+    console.print(table)
+    if json_path:
+        json_path.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+
+
 @app.command("bench-search")
 def bench_search_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
                      repeats: int = typer.Option(5, help="How many times each text query is searched.")) -> None:

@@ -77,7 +77,8 @@ def read_queries(folder: Path) -> list[tuple[str, str | None]]:
         return [(r["image"], r["landmark_id"] or None) for r in csv.DictReader(handle) if r["role"] == "query"]
 
 
-async def evaluate(folder: Path, progress: Callable[[str, int, int], None] | None = None) -> EvalReport:
+async def evaluate(folder: Path, progress: Callable[[str, int, int], None] | None = None,
+                   models: IndexModels | None = None) -> EvalReport:
     queries = read_queries(folder)
     with tempfile.TemporaryDirectory(prefix="landmarks-eval-") as tmp:
         settings = StorageSettings(data_dir=Path(tmp), database_url=None, redis_url=None)
@@ -89,7 +90,7 @@ async def evaluate(folder: Path, progress: Callable[[str, int, int], None] | Non
             store = PhotoStore(settings.photos_dir)
             await import_dataset(folder, repos, store,
                                  progress=(lambda d, t: progress("import", d, t)) if progress else None)
-            models = IndexModels(ImageEmbedder(), LocalFeatureMatcher(), default_encoders())
+            models = models or IndexModels(ImageEmbedder(), LocalFeatureMatcher(), default_encoders())
             started = time.perf_counter()
             outcome = await build_index(repos, store, models, settings.index_dir,
                                         control=BuildControl(progress=progress))

@@ -491,13 +491,18 @@ async def test_worker_killed_mid_reindex_leaves_the_old_index_serving(system: Sy
     admin, user = FakeUser(id=ADMIN, language_code="en"), FakeUser(id=5401, language_code="en")
     path, expected = next(q for q in read_queries(dataset) if q[1] == "notre_dame")
     name = read_landmarks(dataset)[expected]["name_en"]
+    def reindexes_started() -> dict[str, int]:
+        return {name: (system.log_dir / f"{name}.log").read_text().count("reindex.started")
+                for name, _ in system.processes if name.startswith("worker")}
+
+    before = reindexes_started()
     reply = await system.ask_text(admin, "/reindex full")
     progress_id = reply.message.result["message_id"]
     old_version = re.search(r"index (v[\d-]+)", reply.text).group(1)
     await system.emulator.wait_for(lambda c: c.method == "editMessageText" and c.params["message_id"] == progress_id
                                    and "embedding photos" in c.params["text"], 120)
-    builder = next((n, p) for n, p in system.processes
-                   if n.startswith("worker") and "reindex.started" in (system.log_dir / f"{n}.log").read_text())
+    after = reindexes_started()
+    builder = next((n, p) for n, p in system.processes if after.get(n, 0) > before.get(n, 0))
     builder[1].kill()
     builder[1].wait()
     system.processes.remove(builder)

@@ -1,0 +1,62 @@
+"""Compare recognition methods on a dataset with the evaluation protocol: quality against cost.
+
+Each variant is a set of model settings (backbone input size, GeM power, local-feature
+image size and keypoint count); each runs the whole protocol of `ml.evaluate` in its own
+temporary store, so the figures are those `landmarks eval` would print had it been the
+default. The defaults in `EmbedderConfig` / `LocalFeatureConfig` are the variant that won.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ml.evaluate import EvalReport, evaluate
+from ml.indexer import IndexModels
+from ml.models.image_embedder import EmbedderConfig, ImageEmbedder
+from ml.models.local_features import LocalFeatureConfig, LocalFeatureMatcher
+from ml.report import stage_costs
+from ml.text.encoders import default_encoders
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    local: LocalFeatureConfig = field(default_factory=LocalFeatureConfig)
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("default"),
+    Variant("gem-p4", embedder=EmbedderConfig(gem_p=4.0)),
+    Variant("global-320", embedder=EmbedderConfig(short_side=320, max_long_side=544)),
+    Variant("xfeat-640px", local=LocalFeatureConfig(max_side=640)),
+    Variant("xfeat-1024kp", local=LocalFeatureConfig(top_k=1024)),
+    Variant("global-320+xfeat-640px", embedder=EmbedderConfig(short_side=320, max_long_side=544),
+            local=LocalFeatureConfig(max_side=640)),
+)
+
+COLUMNS = ("landmark_p_at_1", "landmark_p_at_5", "gap", "retrieval_recall_at_20", "category_p_at_1",
+           "distractor_rejection", "false_rejection", "ece", "latency_ms_p50", "latency_ms_p95")
+
+
+async def compare(folder: Path, names: list[str] | None = None,
+                  on_done: Callable[[Variant, EvalReport], None] | None = None) -> list[tuple[Variant, EvalReport]]:
+    chosen = [v for v in VARIANTS if not names or v.name in names]
+    encoders = default_encoders()
+    results = []
+    for variant in chosen:
+        models = IndexModels(ImageEmbedder(variant.embedder), LocalFeatureMatcher(variant.local), encoders)
+        report = await evaluate(folder, models=models)
+        results.append((variant, report))
+        if on_done:
+            on_done(variant, report)
+    return results
+
+
+def row(report: EvalReport) -> dict[str, float]:
+    metrics = report.metrics()
+    costs = stage_costs(report.outcomes)
+    return {**{key: metrics[key] for key in COLUMNS},
+            **{f"{stage}_ms": cost["mean_ms"] for stage, cost in costs.items() if stage != "total"}}
