@@ -248,6 +248,11 @@ def eval_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
         console.print(f"report: {len(written)} files in {report_dir}")
 
 
+COMPARE_HEADERS = {"landmark_p_at_1": "P@1", "landmark_p_at_5": "P@5", "gap": "GAP", "retrieval_recall_at_20": "R@20",
+                   "category_p_at_1": "cat P@1", "distractor_rejection": "distr. rej.",
+                   "false_rejection": "false rej.", "ece": "ECE", "latency_ms_p50": "p50 ms", "latency_ms_p95": "p95 ms"}
+
+
 @app.command("compare")
 def compare_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
                 variant: list[str] = typer.Option(None, help="Only these variants (default: all)."),
@@ -270,11 +275,11 @@ def compare_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False)
     columns = list(next(iter(rows.values())))
     table.add_column("variant")
     for column in columns:
-        table.add_column(column.replace("landmark_", "").replace("retrieval_", ""), justify="right")
+        table.add_column(COMPARE_HEADERS.get(column, column.removesuffix("_ms")), justify="right")
     for name, values in rows.items():
         table.add_row(name, *(f"{values[c]:.0f}" if c.endswith("_ms") or "latency" in c else f"{values[c]:.3f}"
                               for c in columns))
-    console.print(table)
+    Console(width=max(console.width, 160)).print(table)
     if json_path:
         json_path.write_text(json.dumps(rows, indent=2), encoding="utf-8")
 
