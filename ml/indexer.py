@@ -284,6 +284,7 @@ async def build_index(
                                      rate, control)
     control.report("text", 0, 1)
     bundle.text = await asyncio.to_thread(TextCorpus.build, list(texts.values()), models.text_encoders)
+    control.report("text", 1, 1)
     bundle.stats.update({
         "content_signature": signature,
         "skipped_photos": skipped,
@@ -293,6 +294,7 @@ async def build_index(
     })
     control.report("save", 0, 1)
     folder = await asyncio.to_thread(bundle.save, index_root)
+    control.report("save", 1, 1)
     seconds = time.perf_counter() - started
     bundle.stats["total_seconds"] = round(seconds, 2)
     bundle.stats["images_per_second"] = round(len(photos) / seconds, 2) if seconds > 0 else None
