@@ -140,7 +140,7 @@ async def finish_add(chat_id: int, bot: Bot, services: Services, texts: Texts, p
     name = escape(landmark_name(landmark, texts.language))
     count = change.photo_counts.get(landmark_id, 0)
     await bot.send_message(chat_id, texts("add_done", added=change.added, name=name, count=count,
-                                          version=escape(change.version)))
+                                          ids=", ".join(map(str, pending.photo_ids)), version=escape(change.version)))
 
 
 def _failure_text(texts: Texts, exc: GalleryChangeFailed) -> str:

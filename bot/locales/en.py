@@ -93,7 +93,7 @@ MESSAGES: dict[str, str] = {
     'add_new_location': 'Send its location (📎 → Location), or skip.',
     'btn_skip': 'skip',
     'add_expired': 'This /add is too old, please send the photo again.',
-    'add_done': '✅ Added {added} photo(s) to <b>{name}</b>: it has {count} photo(s) now. Index {version} is serving.',
+    'add_done': '✅ Added {added} photo(s) to <b>{name}</b> (photo id {ids}): it has {count} photo(s) now. Index {version} is serving.',
     'add_nothing': 'These photos are already in the gallery of <b>{name}</b> ({count} photo(s)).',
     'add_bad_photo': '⚠️ Skipped a photo I could not read: {reason}',
     'gallery_busy': 'A reindex is running; try again when it has finished.',

@@ -614,3 +614,45 @@ async def test_remove_a_landmark_then_add_it_back_as_a_new_one(system: System, d
     assert back.venue is not None and back.venue.params["latitude"] == pytest.approx(48.853)
     found = await system.ask_text(user, "/search test cathedral")
     assert "Test Cathedral" in found.text
+
+
+async def test_cancel_reject_typed_correction_and_removing_one_photo(system: System, dataset: Path) -> None:
+    admin, user = FakeUser(id=ADMIN, language_code="en"), FakeUser(id=5701, language_code="en")
+    assert (await system.ask_text(admin, "/reindex cancel")).text == EN("reindex_none_running")
+    started = await system.ask_text(admin, "/reindex full")
+    progress_id = started.message.result["message_id"]
+    await system.emulator.wait_for(lambda c: c.method == "editMessageText" and c.params["message_id"] == progress_id
+                                   and "embedding photos" in c.params["text"], 120)
+    assert (await system.ask_text(admin, "/reindex cancel")).text == EN("reindex_cancel_sent")
+    stopped = await system.emulator.wait_for(lambda c: c.method == "editMessageText"
+                                             and c.params["message_id"] == progress_id
+                                             and c.params["text"][:1] in "⏹✅❌", 60)
+    assert stopped.params["text"].startswith("⏹"), stopped.params["text"]
+
+    path, expected = next(q for q in read_queries(dataset) if q[1] == "notre_dame")
+    answer = await system.ask_photo(user, _variant(path, 500))
+    ask = await _press(system, user, answer, "fb:", ":0")
+    typed = await _press(system, user, ask, "fix:", ":")  # none of these: type the name
+    assert typed.text == EN("correction_type")
+    thanks = await system.ask_text(user, "sobor parizhskoy bogomateri")
+    assert thanks.text == EN("correction_thanks", name="Notre-Dame de Paris"), thanks.text
+    mark = system.emulator.mark()
+    system.emulator.user_sends_text(admin, "/review")
+    shown = await system.emulator.wait_for(lambda c: c.method == "sendPhoto" and c.params["chat_id"] == ADMIN, 30,
+                                           after=mark)
+    reject = next(b["callback_data"] for b in Reply(message=shown).buttons if b["callback_data"].endswith(":0"))
+    message = next(m for m in system.emulator.sent_to(ADMIN) if m["message_id"] == shown.result["message_id"])
+    rejected = await system.ask(admin, lambda: system.emulator.user_presses_button(admin, message, reject))
+    assert rejected.text == EN("review_rejected")
+    assert (await system.ask_text(admin, "/review")).text == EN("review_empty")
+
+    mark = system.emulator.mark()
+    system.emulator.user_sends_photo(admin, _variant(path, 501), caption="/add Notre-Dame de Paris")
+    added = await system.emulator.wait_for(lambda c: c.method == "sendMessage" and c.params["chat_id"] == ADMIN
+                                           and c.params["text"].startswith("✅"), 300, after=mark)
+    photo_id = int(re.search(r"photo id (\d+)", added.params["text"]).group(1))
+    count = int(re.search(r"has (\d+) photo", added.params["text"]).group(1))
+    removed = await system.ask_text(admin, f"/remove photo {photo_id}")
+    assert removed.text.startswith(f"🗑 Photo {photo_id}") and f"{count - 1} photo(s) left" in removed.text, \
+        removed.text
+    assert (await system.ask_text(admin, f"/remove photo {photo_id}")).text.startswith("No landmark or photo")
