@@ -129,11 +129,9 @@ REINDEX_STAGES = {"embed": "embed photos", "calibrate": "calibrate", "text": "te
 
 
 def _text_encoders():  # type: ignore[no-untyped-def]
-    from ml.settings import MLSettings
-    from ml.text.encoders import default_encoders
+    from ml.text.encoders import encoders_from_settings
 
-    settings = MLSettings()
-    return default_encoders(settings.text_model_path or None, settings.text_model_multilingual)
+    return encoders_from_settings()
 
 
 def _index_models():  # type: ignore[no-untyped-def]

@@ -86,16 +86,17 @@ def new_version_name() -> str:
 
 def embed_photos(
     photos: list[GalleryPhoto], store: PhotoStore, models: IndexModels, cache: EmbeddingCache | None = None,
-    control: BuildControl | None = None,
+    control: BuildControl | None = None, refresh: bool = False,
 ) -> tuple[list[GalleryPhoto], np.ndarray, list[LocalFeatures], list[str], int]:
-    """Embeds what decodes (from the cache when it can); corrupt photos are skipped and listed, never fatal.
+    """Embeds what decodes (from the cache when it can, unless `refresh` asks to embed every photo again and
+    overwrite the cache); corrupt photos are skipped and listed, never fatal.
 
     Returns the kept photos, their vectors and local features, the skipped ones, and how many
     photos were really embedded (the rest came from the cache)."""
     control = control or BuildControl()
     kept, vectors, local, skipped, embedded = [], [], [], [], 0
     for done, photo in enumerate(photos, start=1):
-        cached = cache.get(photo.sha256) if cache else None
+        cached = cache.get(photo.sha256) if cache and not refresh else None
         if cached is None:
             try:
                 image = decode_image(store.read(photo.path))
@@ -275,10 +276,7 @@ async def build_index(
                             stats=active.stats or {})
     landmarks = landmark_infos(rows)
     kept, vectors, local, skipped, embedded = await asyncio.to_thread(
-        embed_photos, photos, store, models, None if full else embeddings, control)
-    if full and embeddings:  # a forced rebuild refreshes the cache for the next incremental one
-        for photo, vector, features in zip(kept, vectors, local):
-            embeddings.put(photo.sha256, vector, features)
+        embed_photos, photos, store, models, embeddings, control, full)  # full: re-embed, refresh the cache
     t_embed = time.perf_counter() - started
     bundle = await asyncio.to_thread(build_bundle, kept, vectors, local, landmarks, models.embedder, models.matcher,
                                      rate, control)

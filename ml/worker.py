@@ -27,7 +27,7 @@ from ml.models.local_features import LocalFeatureMatcher
 from ml.recognize import Recognizer
 from ml.reindex import run_locked
 from ml.settings import MLSettings
-from ml.text.encoders import default_encoders
+from ml.text.encoders import encoders_from_settings
 from ml.text.search import LandmarkText, TextSearch
 from storage import reindex_state
 from storage.cache import result_key, worker_key
@@ -49,8 +49,7 @@ class Worker:
             torch.set_num_threads(self.settings.worker_torch_threads)
         self.embedder = ImageEmbedder()
         self.matcher = LocalFeatureMatcher()
-        self.text_encoders = default_encoders(self.settings.text_model_path or None,
-                                              self.settings.text_model_multilingual)
+        self.text_encoders = encoders_from_settings(self.settings)
         self.recognizer: Recognizer | None = None
         self.text_search: TextSearch | None = None  # from the active index version's text vectors
         self.id = f"{socket.gethostname()}-{os.getpid()}"

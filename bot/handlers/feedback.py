@@ -24,6 +24,7 @@ from bot.rendering import escape, landmark_name
 from bot.services.gallery_admin import find_landmarks
 from bot.services.gallery_media import answer_button_with_photos, callback_chat_id
 from bot.settings import BotSettings
+from storage.schemas import RecognitionResult
 from storage.services import Services
 
 log = logging.getLogger(__name__)
@@ -42,18 +43,10 @@ async def on_feedback(query: CallbackQuery, callback_data: FeedbackCallback, ser
              callback_data.correct)
     await query.answer(texts("feedback_thanks_right" if callback_data.correct else "feedback_thanks_wrong"))
     if not callback_data.correct:
-        choices = [(lm["landmark_id"], landmark_name(_Named(lm), texts.language))
-                   for lm in recognition.result.get("landmarks", [])[:5]]
+        candidates = RecognitionResult.model_validate(recognition.result).landmarks[:5]
+        choices = [(lm.landmark_id, landmark_name(lm, texts.language)) for lm in candidates]
         await query.bot.send_message(callback_chat_id(query), texts("correction_ask"),
                                      reply_markup=correction_keyboard(texts, recognition.id, choices))
-
-
-class _Named:
-    """A landmark of a stored result, read like the database row by `landmark_name`."""
-
-    def __init__(self, fields: dict) -> None:  # type: ignore[type-arg]
-        self.name_en, self.name_ru = fields.get("name_en", ""), fields.get("name_ru")
-        self.city, self.country = fields.get("city"), fields.get("country")
 
 
 class Correction(StatesGroup):

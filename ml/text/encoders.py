@@ -18,6 +18,8 @@ from typing import Protocol
 
 import numpy as np
 
+from ml.settings import MLSettings
+
 CYRILLIC = re.compile(r"[\u0400-\u04FF]")
 
 
@@ -93,6 +95,12 @@ class SentenceTransformerEncoder:
 
 def default_encoders(model_path: str | None = None, multilingual: bool = False) -> list[TextEncoder]:
     return [MultilingualEncoder(), SentenceTransformerEncoder(Path(model_path) if model_path else None, multilingual)]
+
+
+def encoders_from_settings(settings: MLSettings | None = None) -> list[TextEncoder]:
+    """The encoders a deployment configured (TEXT_MODEL_PATH, TEXT_MODEL_MULTILINGUAL)."""
+    settings = settings or MLSettings()
+    return default_encoders(settings.text_model_path or None, settings.text_model_multilingual)
 
 
 def _normalised(vectors: np.ndarray) -> np.ndarray:
