@@ -67,17 +67,14 @@ def fit_fusion(samples: list[tuple[np.ndarray, int]], l2: float = 1e-3,
     default = FusionParams.default()
     w = torch.tensor(default.weights, dtype=torch.float64, requires_grad=True)
     t = torch.tensor([default.unknown_logit], dtype=torch.float64, requires_grad=True)
-    tensors = [(torch.from_numpy(ev.astype(np.float64)), label) for ev, label in samples]
+    evidence, mask, targets = _padded(samples)
     optimizer = torch.optim.LBFGS([w, t], lr=0.5, max_iter=300, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = torch.zeros((), dtype=torch.float64)
-        for ev, label in tensors:
-            logits = torch.cat([ev @ w, t])
-            target = len(logits) - 1 if label < 0 else label
-            loss = loss - torch.log_softmax(logits, dim=0)[target]
-        loss = loss / len(tensors) + l2 * (w.pow(2).sum())
+        logits = (evidence @ w).masked_fill(~mask, -torch.inf)
+        logits = torch.cat([logits, t.expand(len(logits), 1)], dim=1)
+        loss = torch.nn.functional.cross_entropy(logits, targets) + l2 * w.pow(2).sum()
         loss.backward()
         return loss
 
@@ -86,6 +83,20 @@ def fit_fusion(samples: list[tuple[np.ndarray, int]], l2: float = 1e-3,
     params = FusionParams(weights=[float(v) for v in w.detach()], unknown_logit=float(t.detach()[0]), threshold=0.5)
     params.threshold = choose_threshold(samples, params, false_accept_rate)
     return params
+
+
+def _padded(samples: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Samples have different numbers of candidates (a left-out landmark is missing): pad to one batch.
+
+    Returns evidence [N, L, F], which candidates are real [N, L], and the target column, L for unknown."""
+    width = max(len(ev) for ev, _ in samples)
+    evidence = torch.zeros((len(samples), width, N_FEATURES), dtype=torch.float64)
+    mask = torch.zeros((len(samples), width), dtype=torch.bool)
+    for i, (ev, _) in enumerate(samples):
+        evidence[i, : len(ev)] = torch.from_numpy(ev.astype(np.float64))
+        mask[i, : len(ev)] = True
+    targets = torch.tensor([width if label < 0 else label for _, label in samples])
+    return evidence, mask, targets
 
 
 def choose_threshold(samples: list[tuple[np.ndarray, int]], params: FusionParams, false_accept_rate: float) -> float:
