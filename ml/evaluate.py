@@ -24,9 +24,12 @@ from ml.metrics import (
     map_at_k,
     precision_at_k,
 )
-from ml.models.image_embedder import ImageEmbedder
+from ml.models.heads import train_linear_head
+from ml.models.image_embedder import Embedding, ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher
+from ml.models.place_categories import place_category_proba
 from ml.recognize import Recognizer
+from storage.schemas import CATEGORIES
 from ml.text.encoders import default_encoders
 from ml.text.search import TextSearch
 from storage.dataset_import import import_dataset
@@ -57,6 +60,8 @@ class EvalReport:
     latency_ms_p50: float
     latency_ms_p95: float
     index_seconds: float
+    category_p_at_1_unknown_place: float | None = None  # the place's landmark left out of the gallery
+    category_p_at_5_unknown_place: float | None = None
     text_hit_at_1: float | None = None
     text_hit_at_5: float | None = None
     text_mrr: float | None = None
@@ -128,6 +133,7 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
     top_probability: list[float] = []
     recognised: list[bool] = []
     latencies, failures, outcomes = [], [], []
+    embeddings: list[Embedding | None] = []
     bundle = recognizer.bundle
     for done, (relative, expected) in enumerate(queries, start=1):
         image = decode_image((folder / relative).read_bytes())
@@ -135,6 +141,7 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
         result, found = recognizer.explain(image)
         latencies.append(1000 * (time.perf_counter() - started))
         got = [lm.landmark_id for lm in result.landmarks]
+        embeddings.append(found.embedding)
         truth.append(expected)
         ranked.append(got)
         retrieved.append([bundle.row_landmarks[row] for row in found.ranked_rows[:RECALL_DEPTH]])
@@ -160,6 +167,7 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
     unknown = [i for i, t in enumerate(truth) if t is None]
     known_truth = [truth[i] for i in known]
     known_categories = [categories.get(t, "other") for t in known_truth]
+    unknown_place_ranked = _unknown_place_categories(bundle, [truth[i] for i in known], [embeddings[i] for i in known])
     return EvalReport(
         landmark_p_at_1=precision_at_k([ranked[i] for i in known], known_truth, 1),
         landmark_p_at_5=precision_at_k([ranked[i] for i in known], known_truth, 5),
@@ -169,6 +177,8 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
         retrieval_recall_at_20=precision_at_k([retrieved[i] for i in known], known_truth, RECALL_DEPTH),
         category_p_at_1=precision_at_k([category_ranked[i] for i in known], known_categories, 1),
         category_p_at_5=precision_at_k([category_ranked[i] for i in known], known_categories, 5),
+        category_p_at_1_unknown_place=precision_at_k(unknown_place_ranked, known_categories, 1),
+        category_p_at_5_unknown_place=precision_at_k(unknown_place_ranked, known_categories, 5),
         distractor_rejection=float(np.mean([not recognised[i] for i in unknown])) if unknown else 0.0,
         false_rejection=float(np.mean([not recognised[i] for i in known])) if known else 0.0,
         ece=expected_calibration_error(top_probability,
@@ -183,3 +193,26 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
         threshold=bundle.fusion.threshold,
         names={k: v.name_en for k, v in bundle.landmarks.items()},
     )
+
+
+def _unknown_place_categories(bundle: IndexBundle, truth: list[str],
+                              embeddings: list[Embedding | None]) -> list[list[str]]:
+    """Categories ranked for each landmark query as if its landmark were not in the gallery.
+
+    The category head is retrained without that landmark's photos (milliseconds), which is
+    what the bot has to go on for a church it has never seen."""
+    vectors = bundle.vectors.vectors()
+    row_categories = [bundle.landmarks[label].category for label in bundle.row_landmarks]
+    heads = {}
+    ranked = []
+    for landmark, embedding in zip(truth, embeddings):
+        if landmark not in heads:
+            rows = [i for i, label in enumerate(bundle.row_landmarks) if label != landmark]
+            heads[landmark] = train_linear_head(vectors[rows], [row_categories[i] for i in rows]) if rows else None
+        if embedding is None or heads[landmark] is None:
+            ranked.append([])
+            continue
+        p = place_category_proba(heads[landmark], bundle.category_weights, embedding.vector,
+                                 embedding.imagenet_logits)
+        ranked.append([CATEGORIES[i] for i in np.argsort(-p)[:5]])
+    return ranked

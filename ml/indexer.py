@@ -26,11 +26,12 @@ import numpy as np
 
 from ml.fusion import fit_fusion, probabilities
 from ml.index.bundle import IndexBundle, LandmarkInfo
-from ml.index.embedding_cache import EmbeddingCache
+from ml.index.embedding_cache import EmbeddingCache, PhotoEmbedding
 from ml.index.vector_index import VectorIndex
 from ml.models.heads import out_of_fold_log_proba, train_linear_head
 from ml.models.image_embedder import ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
+from ml.models.place_categories import fit_place_weights
 from ml.recognize import gather_evidence
 from ml.settings import MLSettings
 from ml.text.encoders import TextEncoder
@@ -84,17 +85,29 @@ def new_version_name() -> str:
     return datetime.now(timezone.utc).strftime("v%Y%m%d-%H%M%S-%f")
 
 
+@dataclass
+class EmbeddedGallery:
+    """The photos that decoded, row by row, and what was made of them."""
+
+    photos: list[GalleryPhoto]
+    vectors: np.ndarray  # [n, d]
+    imagenet_logits: np.ndarray  # [n, 1000]
+    local: list[LocalFeatures]
+    skipped: list[str]  # corrupt photos, with the reason
+    embedded: int  # how many were really embedded (the rest came from the cache)
+
+
 def embed_photos(
     photos: list[GalleryPhoto], store: PhotoStore, models: IndexModels, cache: EmbeddingCache | None = None,
     control: BuildControl | None = None, refresh: bool = False,
-) -> tuple[list[GalleryPhoto], np.ndarray, list[LocalFeatures], list[str], int]:
+) -> EmbeddedGallery:
     """Embeds what decodes (from the cache when it can, unless `refresh` asks to embed every photo again and
-    overwrite the cache); corrupt photos are skipped and listed, never fatal.
-
-    Returns the kept photos, their vectors and local features, the skipped ones, and how many
-    photos were really embedded (the rest came from the cache)."""
+    overwrite the cache); corrupt photos are skipped and listed, never fatal."""
     control = control or BuildControl()
-    kept, vectors, local, skipped, embedded = [], [], [], [], 0
+    kept: list[GalleryPhoto] = []
+    rows: list[PhotoEmbedding] = []
+    skipped: list[str] = []
+    embedded = 0
     for done, photo in enumerate(photos, start=1):
         cached = cache.get(photo.sha256) if cache and not refresh else None
         if cached is None:
@@ -105,23 +118,30 @@ def embed_photos(
                 log.warning("index.photo_skipped photo_id=%s reason=%s", photo.id, exc)
                 control.report("embed", done, len(photos))
                 continue
-            cached = models.embedder.embed_one(image).vector, models.matcher.extract(image)
+            global_embedding = models.embedder.embed_one(image)
+            cached = PhotoEmbedding(global_embedding.vector, global_embedding.imagenet_logits,
+                                    models.matcher.extract(image))
             embedded += 1
             if cache:
-                cache.put(photo.sha256, *cached)
+                cache.put(photo.sha256, cached)
         kept.append(photo)
-        vectors.append(cached[0])
-        local.append(cached[1])
+        rows.append(cached)
         control.report("embed", done, len(photos))
-    array = np.stack(vectors) if vectors else np.zeros((0, 1), np.float32)
-    return kept, array, local, skipped, embedded
+    return EmbeddedGallery(
+        photos=kept,
+        vectors=np.stack([r.vector for r in rows]) if rows else np.zeros((0, 1), np.float32),
+        imagenet_logits=np.stack([r.imagenet_logits for r in rows]) if rows else np.zeros((0, 1000), np.float32),
+        local=[r.local for r in rows],
+        skipped=skipped,
+        embedded=embedded,
+    )
 
 
 def build_bundle(
-    photos: list[GalleryPhoto], vectors: np.ndarray, local: list[LocalFeatures],
-    landmarks: dict[str, LandmarkInfo], embedder: ImageEmbedder, matcher: LocalFeatureMatcher,
-    false_accept_rate: float = 0.05, control: BuildControl | None = None,
+    gallery: EmbeddedGallery, landmarks: dict[str, LandmarkInfo], embedder: ImageEmbedder,
+    matcher: LocalFeatureMatcher, false_accept_rate: float = 0.05, control: BuildControl | None = None,
 ) -> IndexBundle:
+    photos, vectors, local = gallery.photos, gallery.vectors, gallery.local
     landmark_rows = [i for i, p in enumerate(photos) if p.landmark_id is not None]
     distractor_rows = [i for i, p in enumerate(photos) if p.landmark_id is None]
     if not landmark_rows:
@@ -140,6 +160,8 @@ def build_bundle(
         local=[local[i] for i in landmark_rows],
         landmark_head=train_linear_head(gallery_vectors, labels),
         category_head=train_linear_head(gallery_vectors, categories),
+        category_weights=fit_place_weights(gallery_vectors, gallery.imagenet_logits[landmark_rows], labels,
+                                           categories),
         fusion=fit_fusion([]),
     )
     samples = calibration_samples(bundle, matcher, gallery_vectors, labels, vectors[distractor_rows],
@@ -275,11 +297,12 @@ async def build_index(
                             n_landmarks=active.n_landmarks, seconds=round(time.perf_counter() - started, 2),
                             stats=active.stats or {})
     landmarks = landmark_infos(rows)
-    kept, vectors, local, skipped, embedded = await asyncio.to_thread(
+    gallery = await asyncio.to_thread(
         embed_photos, photos, store, models, embeddings, control, full)  # full: re-embed, refresh the cache
+    skipped, embedded = gallery.skipped, gallery.embedded
     t_embed = time.perf_counter() - started
-    bundle = await asyncio.to_thread(build_bundle, kept, vectors, local, landmarks, models.embedder, models.matcher,
-                                     rate, control)
+    bundle = await asyncio.to_thread(build_bundle, gallery, landmarks, models.embedder, models.matcher, rate,
+                                     control)
     control.report("text", 0, 1)
     bundle.text = await asyncio.to_thread(TextCorpus.build, list(texts.values()), models.text_encoders)
     control.report("text", 1, 1)

@@ -14,8 +14,9 @@ from PIL import Image
 
 from ml.fusion import landmark_evidence, probabilities
 from ml.index.bundle import IndexBundle
-from ml.models.image_embedder import ImageEmbedder
+from ml.models.image_embedder import Embedding, ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
+from ml.models.place_categories import place_category_proba
 from storage.schemas import CATEGORIES, CategoryScore, LandmarkScore, RecognitionResult
 
 SEARCH_DEPTH = 256
@@ -31,6 +32,7 @@ class QueryEvidence:
     similarity: np.ndarray  # [L]
     inliers: np.ndarray  # [L]
     ranked_rows: list[int]  # gallery rows, most similar first (shortlist first)
+    embedding: Embedding | None = None  # the query's own descriptor and ImageNet logits, when it was a photo
 
 
 def gather_evidence(
@@ -85,8 +87,9 @@ class Recognizer:
         local = self.matcher.extract(image)
         t_local = time.perf_counter()
         found = gather_evidence(self.bundle, self.matcher, embedding.vector, local)
+        found.embedding = embedding
         t_search = time.perf_counter()
-        result = self.answer(embedding.vector, found)
+        result = self.answer(embedding, found)
         result.timings_ms = {
             "embed": 1000 * (t_embed - started),
             "local_features": 1000 * (t_local - t_embed),
@@ -95,7 +98,7 @@ class Recognizer:
         }
         return result, found
 
-    def answer(self, vector: np.ndarray, found: QueryEvidence) -> RecognitionResult:
+    def answer(self, embedding: Embedding, found: QueryEvidence) -> RecognitionResult:
         bundle = self.bundle
         p_landmarks, p_unknown = probabilities(found.evidence, bundle.fusion)
         order = np.argsort(-p_landmarks)[:TOP_K]
@@ -108,7 +111,7 @@ class Recognizer:
                 probability=float(p_landmarks[i]), similarity=float(found.similarity[i]),
                 inliers=int(found.inliers[i]),
             ))
-        categories = self._categories(vector, found.classes, p_landmarks, p_unknown)
+        categories = self._categories(embedding, found.classes, p_landmarks, p_unknown)
         recognized = bool(landmarks) and landmarks[0].probability >= bundle.fusion.threshold
         best = landmarks[0].landmark_id if landmarks else None
         examples = [bundle.photo_ids[row] for row in found.ranked_rows if bundle.row_landmarks[row] == best]
@@ -118,14 +121,15 @@ class Recognizer:
         )
 
     def _categories(
-        self, vector: np.ndarray, classes: list[str], p_landmarks: np.ndarray, p_unknown: float
+        self, embedding: Embedding, classes: list[str], p_landmarks: np.ndarray, p_unknown: float
     ) -> list[CategoryScore]:
-        """P(category) = Σ P(landmark) over its landmarks + P(unknown) · category head."""
+        """P(category) = Σ P(landmark) over its landmarks + P(unknown) · P(category of a place the gallery lacks)."""
         totals = dict.fromkeys(CATEGORIES, 0.0)
         for landmark_id, p in zip(classes, p_landmarks):
             totals[self.bundle.landmarks[landmark_id].category] += float(p)
-        head = self.bundle.category_head
-        for category, p in zip(head.classes, head.proba(vector[None, :])[0]):
+        unknown_place = place_category_proba(self.bundle.category_head, self.bundle.category_weights,
+                                             embedding.vector, embedding.imagenet_logits)
+        for category, p in zip(CATEGORIES, unknown_place):
             totals[category] += p_unknown * float(p)
         ranked = sorted(totals.items(), key=lambda item: -item[1])[:TOP_K]
         return [CategoryScore(category=c, probability=p) for c, p in ranked]

@@ -19,6 +19,7 @@ from ml.fusion import FusionParams
 from ml.index.vector_index import VectorIndex
 from ml.models.heads import LinearHead
 from ml.models.local_features import LocalFeatures
+from ml.models.place_categories import DEFAULT_WEIGHTS
 from ml.text.search import TextCorpus
 
 
@@ -47,6 +48,7 @@ class IndexBundle:
     landmark_head: LinearHead
     category_head: LinearHead
     fusion: FusionParams
+    category_weights: tuple[float, float] = DEFAULT_WEIGHTS  # (head, ImageNet) for places the gallery lacks
     stats: dict = field(default_factory=dict)
     text: TextCorpus | None = None  # landmark names and their text vectors, for text search
 
@@ -79,6 +81,7 @@ class IndexBundle:
             "landmarks": {k: vars(v) for k, v in self.landmarks.items()},
             "landmark_classes": self.landmark_head.classes,
             "category_classes": self.category_head.classes,
+            "category_weights": list(self.category_weights),
             "fusion": self.fusion.to_dict(),
             "stats": self.stats,
         }
@@ -111,6 +114,7 @@ class IndexBundle:
             landmark_head=LinearHead(heads["landmark_w"], heads["landmark_b"], meta["landmark_classes"]),
             category_head=LinearHead(heads["category_w"], heads["category_b"], meta["category_classes"]),
             fusion=FusionParams(**meta["fusion"]),
+            category_weights=tuple(meta.get("category_weights", DEFAULT_WEIGHTS)),
             stats=meta.get("stats", {}),
             text=TextCorpus.load(folder),
         )

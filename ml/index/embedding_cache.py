@@ -12,9 +12,20 @@ import os
 import re
 from pathlib import Path
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ml.models.local_features import LocalFeatures
+
+
+@dataclass
+class PhotoEmbedding:
+    """Everything the index keeps of one photo's forward passes."""
+
+    vector: np.ndarray  # global descriptor
+    imagenet_logits: np.ndarray  # [1000], evidence for the kind of place
+    local: LocalFeatures
 
 
 class EmbeddingCache:
@@ -24,19 +35,21 @@ class EmbeddingCache:
     def _path(self, sha256: str) -> Path:
         return self.folder / sha256[:2] / f"{sha256}.npz"
 
-    def get(self, sha256: str) -> tuple[np.ndarray, LocalFeatures] | None:
+    def get(self, sha256: str) -> PhotoEmbedding | None:
         path = self._path(sha256)
         try:
             with np.load(path) as stored:
-                return stored["vector"], LocalFeatures(stored["keypoints"], stored["descriptors"].astype(np.float32))
-        except (OSError, KeyError, ValueError):  # missing, or a torn file from a killed writer: embed again
+                return PhotoEmbedding(stored["vector"], stored["imagenet_logits"].astype(np.float32),
+                                      LocalFeatures(stored["keypoints"], stored["descriptors"].astype(np.float32)))
+        except (OSError, KeyError, ValueError):  # missing, torn by a killed writer, or older: embed again
             return None
 
-    def put(self, sha256: str, vector: np.ndarray, local: LocalFeatures) -> None:
+    def put(self, sha256: str, embedding: PhotoEmbedding) -> None:
         path = self._path(sha256)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as handle:
-            np.savez(handle, vector=vector.astype(np.float32), keypoints=local.keypoints,
-                     descriptors=local.descriptors.astype(np.float16))
+            np.savez(handle, vector=embedding.vector.astype(np.float32),
+                     imagenet_logits=embedding.imagenet_logits.astype(np.float16),
+                     keypoints=embedding.local.keypoints, descriptors=embedding.local.descriptors.astype(np.float16))
         os.replace(tmp, path)

@@ -3,7 +3,7 @@
 A full rebuild re-runs the leave-one-out calibration over the whole gallery (tens of seconds);
 a change of a few photos does not need it. The new version reuses the serving version's
 vectors and local features, appends or drops rows, retrains the two linear heads (well under
-a second), keeps the fusion weights and threshold, and is written and activated like any
+a second), keeps the fusion weights, threshold and category weights, and is written and activated like any
 version, so workers swap to it the same way. The next `/reindex` recalibrates on the
 grown gallery: the version says it was a live update and carries no content signature,
 so that reindex is never skipped as "nothing new".
@@ -70,6 +70,7 @@ def changed_bundle(
         landmark_head=train_linear_head(vectors, labels),
         category_head=train_linear_head(vectors, [kept_landmarks[label].category for label in labels]),
         fusion=bundle.fusion,
+        category_weights=bundle.category_weights,
         stats=stats,
         text=text,
     )
@@ -81,8 +82,8 @@ async def live_change(services: Services, models: IndexModels, bundle: IndexBund
     added_rows = await repos.photos_by_ids([int(i) for i in payload.get("add", [])])
     embeddings = EmbeddingCache(services.settings.data_dir / "embeddings", models.signature)
     photos = [GalleryPhoto(p.id, p.sha256, p.landmark_id, p.path) for p in added_rows if p.landmark_id]
-    kept, vectors, local, skipped, _ = await asyncio.to_thread(embed_photos, photos, services.photos, models,
-                                                               embeddings)
+    gallery = await asyncio.to_thread(embed_photos, photos, services.photos, models, embeddings)
+    kept, vectors, local, skipped = gallery.photos, gallery.vectors, gallery.local, gallery.skipped
     remove_landmarks = set(payload.get("remove_landmarks", []))
     remove_photos = {int(i) for i in payload.get("remove_photos", [])}
     rows = await repos.get_landmarks()
