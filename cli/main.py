@@ -247,7 +247,8 @@ def eval_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
 
 
 COMPARE_HEADERS = {"landmark_p_at_1": "P@1", "landmark_p_at_5": "P@5", "gap": "GAP", "retrieval_recall_at_20": "R@20",
-                   "category_p_at_1": "cat P@1", "distractor_rejection": "distr. rej.",
+                   "category_p_at_1": "cat P@1", "category_p_at_1_unknown_place": "cat P@1 unseen",
+                   "distractor_rejection": "distr. rej.",
                    "false_rejection": "false rej.", "ece": "ECE", "latency_ms_p50": "p50 ms", "latency_ms_p95": "p95 ms"}
 
 

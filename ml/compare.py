@@ -1,7 +1,7 @@
 """Compare recognition methods on a dataset with the evaluation protocol: quality against cost.
 
-Each variant is a set of model settings (backbone input size, GeM power, local-feature
-image size and keypoint count); each runs the whole protocol of `ml.evaluate` in its own
+Each variant is a set of model settings (backbone and its input size, GeM power, scales,
+local-feature image size and keypoint count); each runs the whole protocol of `ml.evaluate` in its own
 temporary store, so the figures are those `landmarks eval` would print had it been the
 default. The defaults in `EmbedderConfig` / `LocalFeatureConfig` are the variant that won.
 """
@@ -35,10 +35,13 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("xfeat-1024kp", local=LocalFeatureConfig(top_k=1024)),
     Variant("global-320+xfeat-640px", embedder=EmbedderConfig(short_side=320, max_long_side=544),
             local=LocalFeatureConfig(max_side=640)),
+    Variant("multi-scale-0.7-1-1.4", embedder=EmbedderConfig(scales=(0.7, 1.0, 1.4))),
+    Variant("lite2", embedder=EmbedderConfig(backbone="tf_efficientnet_lite2")),
 )
 
 COLUMNS = ("landmark_p_at_1", "landmark_p_at_5", "gap", "retrieval_recall_at_20", "category_p_at_1",
-           "distractor_rejection", "false_rejection", "ece", "latency_ms_p50", "latency_ms_p95")
+           "category_p_at_1_unknown_place", "distractor_rejection", "false_rejection", "ece", "latency_ms_p50",
+           "latency_ms_p95")
 
 
 async def compare(folder: Path, names: list[str] | None = None,

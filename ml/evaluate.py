@@ -62,6 +62,7 @@ class EvalReport:
     index_seconds: float
     category_p_at_1_unknown_place: float | None = None  # the place's landmark left out of the gallery
     category_p_at_5_unknown_place: float | None = None
+    fusion_temperature: float | None = None  # fitted on the gallery, out of sample
     text_hit_at_1: float | None = None
     text_hit_at_5: float | None = None
     text_mrr: float | None = None
@@ -191,6 +192,7 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
         failures=failures,
         outcomes=outcomes,
         threshold=bundle.fusion.threshold,
+        fusion_temperature=bundle.fusion.temperature,
         names={k: v.name_en for k, v in bundle.landmarks.items()},
     )
 

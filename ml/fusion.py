@@ -7,6 +7,11 @@ probabilities that sum to one with the unknown mass included, so the top five ne
 up to more than 100 %. The weights and the unknown logit are fitted by maximum likelihood
 on the gallery alone (each gallery photo queried against the rest, gallery distractors
 labelled unknown), so they mean the same thing on photos nobody has seen.
+
+A temperature then divides every logit. It is fitted on the gallery too, but out of sample:
+the samples are split by landmark, the weights refitted without each part and that part's
+logits kept, and the temperature is the one that makes those held-out probabilities most
+likely. Above 1 it says the in-sample fit was too sure of itself.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class FusionParams:
     weights: list[float]
     unknown_logit: float
     threshold: float  # minimum top-1 probability to call a photo recognised
+    temperature: float = 1.0  # divides every logit; fitted out of sample on the gallery
 
     @classmethod
     def default(cls) -> FusionParams:
@@ -46,43 +52,87 @@ def landmark_evidence(
 def probabilities(evidence: np.ndarray, params: FusionParams) -> tuple[np.ndarray, float]:
     """(p per landmark [L], p unknown)."""
     logits = evidence @ np.asarray(params.weights, dtype=np.float32)
-    logits = np.append(logits, params.unknown_logit)
+    logits = np.append(logits, params.unknown_logit) / params.temperature
     logits -= logits.max()
     p = np.exp(logits)
     p /= p.sum()
     return p[:-1], float(p[-1])
 
 
-def fit_fusion(samples: list[tuple[np.ndarray, int]], l2: float = 1e-3,
-               false_accept_rate: float = 0.05) -> FusionParams:
-    """Maximum likelihood of the true outcome (landmark index, or -1 for unknown).
+def fit_fusion(samples: list[tuple[np.ndarray, int]], l2: float = 1e-3, false_accept_rate: float = 0.05,
+               groups: list[str] | None = None, folds: int = 5) -> FusionParams:
+    """Maximum likelihood of the true outcome (landmark index, or -1 for unknown), then the temperature.
 
-    `samples` come from the gallery only. The decision threshold on the top-1 probability
-    is then set so that at most `false_accept_rate` of the unknown samples would be
-    answered as a landmark (a Neyman–Pearson choice: bound the wrong answers, accept
-    as many true ones as that allows).
+    `samples` come from the gallery only; `groups` names where each came from (its landmark,
+    or its distractor photo) so the temperature is fitted on samples whose group the weights
+    never saw. The decision threshold on the top-1 probability is then set so that at most
+    `false_accept_rate` of the unknown samples would be answered as a landmark (a
+    Neyman–Pearson choice: bound the wrong answers, accept as many true ones as that allows).
     """
     if not samples:
         return FusionParams.default()
+    evidence, mask, targets = _padded(samples)
+    weights, unknown_logit = _fit_weights(evidence, mask, targets, l2)
+    params = FusionParams(weights=weights, unknown_logit=unknown_logit, threshold=0.5)
+    if groups is not None:
+        params.temperature = _fit_temperature(evidence, mask, targets, groups, l2, folds)
+    params.threshold = choose_threshold(samples, params, false_accept_rate)
+    return params
+
+
+def _logits(evidence: torch.Tensor, mask: torch.Tensor, w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    logits = (evidence @ w).masked_fill(~mask, -torch.inf)
+    return torch.cat([logits, t.expand(len(logits), 1)], dim=1)
+
+
+def _fit_weights(evidence: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor,
+                 l2: float) -> tuple[list[float], float]:
     default = FusionParams.default()
     w = torch.tensor(default.weights, dtype=torch.float64, requires_grad=True)
     t = torch.tensor([default.unknown_logit], dtype=torch.float64, requires_grad=True)
-    evidence, mask, targets = _padded(samples)
     optimizer = torch.optim.LBFGS([w, t], lr=0.5, max_iter=300, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        logits = (evidence @ w).masked_fill(~mask, -torch.inf)
-        logits = torch.cat([logits, t.expand(len(logits), 1)], dim=1)
-        loss = torch.nn.functional.cross_entropy(logits, targets) + l2 * w.pow(2).sum()
+        loss = torch.nn.functional.cross_entropy(_logits(evidence, mask, w, t), targets) + l2 * w.pow(2).sum()
         loss.backward()
         return loss
 
     with torch.enable_grad():
         optimizer.step(closure)
-    params = FusionParams(weights=[float(v) for v in w.detach()], unknown_logit=float(t.detach()[0]), threshold=0.5)
-    params.threshold = choose_threshold(samples, params, false_accept_rate)
-    return params
+    return [float(v) for v in w.detach()], float(t.detach()[0])
+
+
+def _fit_temperature(evidence: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor, groups: list[str],
+                     l2: float, folds: int) -> float:
+    """The temperature that makes held-out-group probabilities most likely (1 when there is too little to split)."""
+    names = sorted(set(groups))
+    if len(names) < 2:
+        return 1.0
+    fold_of = {name: i % folds for i, name in enumerate(np.random.default_rng(0).permutation(names))}
+    fold = torch.tensor([fold_of[g] for g in groups])
+    held_out = torch.zeros(evidence.shape[0], evidence.shape[1] + 1, dtype=torch.float64)
+    for k in range(min(folds, len(names))):
+        part = fold == k
+        if part.all() or not part.any():
+            return 1.0
+        weights, unknown_logit = _fit_weights(evidence[~part], mask[~part], targets[~part], l2)
+        held_out[part] = _logits(evidence[part], mask[part], torch.tensor(weights, dtype=torch.float64),
+                                 torch.tensor([unknown_logit], dtype=torch.float64))
+    present = torch.cat([mask, torch.ones(len(mask), 1, dtype=torch.bool)], dim=1)  # padding stays impossible
+    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        scaled = (held_out.nan_to_num(neginf=0.0) / log_t.exp()).masked_fill(~present, -torch.inf)
+        loss = torch.nn.functional.cross_entropy(scaled, targets)
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    return float(log_t.detach().exp()[0])
 
 
 def _padded(samples: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -164,9 +164,9 @@ def build_bundle(
                                            categories),
         fusion=fit_fusion([]),
     )
-    samples = calibration_samples(bundle, matcher, gallery_vectors, labels, vectors[distractor_rows],
-                                  [local[i] for i in distractor_rows], control or BuildControl())
-    bundle.fusion = fit_fusion(samples, false_accept_rate=false_accept_rate)
+    samples, groups = calibration_samples(bundle, matcher, gallery_vectors, labels, vectors[distractor_rows],
+                                          [local[i] for i in distractor_rows], control or BuildControl())
+    bundle.fusion = fit_fusion(samples, false_accept_rate=false_accept_rate, groups=groups)
     bundle.stats = gallery_stats(bundle, samples, len(distractor_rows))
     return bundle
 
@@ -174,8 +174,9 @@ def build_bundle(
 def calibration_samples(
     bundle: IndexBundle, matcher: LocalFeatureMatcher, vectors: np.ndarray, labels: list[str],
     distractor_vectors: np.ndarray, distractor_local: list[LocalFeatures], control: BuildControl,
-) -> list[tuple[np.ndarray, int]]:
-    """Evidence from the gallery alone, in three kinds (query photos never tune anything):
+) -> tuple[list[tuple[np.ndarray, int]], list[str]]:
+    """Evidence from the gallery alone, in three kinds (query photos never tune anything), and the group
+    each sample comes from (its landmark, or its distractor photo), for fitting out of sample:
 
     - leave-one-out: a gallery photo against the rest; the answer is its landmark;
     - leave-landmark-out: a gallery photo with every photo of its landmark removed, so it is a
@@ -188,7 +189,8 @@ def calibration_samples(
         name: frozenset(i for i, label in enumerate(labels) if label == name) for name in classes
     }
     held_out_head = out_of_fold_log_proba(vectors, labels, classes)
-    samples = []
+    samples: list[tuple[np.ndarray, int]] = []
+    groups: list[str] = []
     total = len(labels) + len(distractor_vectors)
     for row, label in enumerate(labels):
         control.report("calibrate", row, total)
@@ -196,16 +198,19 @@ def calibration_samples(
             found = gather_evidence(bundle, matcher, vectors[row], bundle.local[row], exclude_rows=frozenset({row}),
                                     head_log_proba=held_out_head[row])
             samples.append((found.evidence, column[label]))
+            groups.append(label)
         if len(classes) >= 3:
             found = gather_evidence(bundle, matcher, vectors[row], bundle.local[row], exclude_rows=rows_of[label],
                                     head_log_proba=_without_class(held_out_head[row], column[label]))
             samples.append((np.delete(found.evidence, column[label], axis=0), -1))
+            groups.append(label)
     for done, (vector, local) in enumerate(zip(distractor_vectors, distractor_local), start=len(labels)):
         control.report("calibrate", done, total)
         found = gather_evidence(bundle, matcher, vector, local)
         samples.append((found.evidence, -1))
+        groups.append(f"distractor-{done}")
     control.report("calibrate", total, total)
-    return samples
+    return samples, groups
 
 
 def _without_class(log_proba: np.ndarray, column: int) -> np.ndarray:

@@ -71,11 +71,13 @@ class EmbedderConfig:
     short_side: int = 384
     max_long_side: int = 640
     gem_p: float = 3.0
+    scales: tuple[float, ...] = (1.0,)  # multi-scale: GeM descriptors at each scale, summed, then normalised
 
     @property
     def model_id(self) -> str:
         """Travels with every vector: a different id means a different vector space."""
-        return f"{self.backbone}-gem{self.gem_p:g}-s{self.short_side}-l{self.max_long_side}"
+        scales = "" if self.scales == (1.0,) else "-ms" + "_".join(f"{s:g}" for s in self.scales)
+        return f"{self.backbone}-gem{self.gem_p:g}-s{self.short_side}-l{self.max_long_side}{scales}"
 
 
 @dataclass
@@ -105,11 +107,12 @@ class ImageEmbedder:
             if self._model is None:
                 self._model = load_backbone(self.config.backbone).to(memory_format=torch.channels_last)
 
-    def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """Resize (bicubic) to the configured scale and apply the TF-Lite normalisation the weights expect."""
+    def preprocess(self, image: Image.Image, factor: float = 1.0) -> torch.Tensor:
+        """Resize (bicubic) to the configured scale times `factor`; apply the TF-Lite normalisation the weights expect."""
         image = image.convert("RGB")
         width, height = image.size
-        scale = min(self.config.short_side / min(width, height), self.config.max_long_side / max(width, height))
+        scale = factor * min(self.config.short_side / min(width, height),
+                             self.config.max_long_side / max(width, height))
         size = (max(32, round(width * scale)), max(32, round(height * scale)))
         image = image.resize(size, Image.Resampling.BICUBIC)
         array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
@@ -121,7 +124,11 @@ class ImageEmbedder:
             self.load()
         assert self._model is not None
         features = self._model.forward_features(self.preprocess(image))
-        vector = F.normalize(gem(features, self.config.gem_p), dim=-1)[0]
+        pooled = gem(features, self.config.gem_p)
+        for factor in self.config.scales:
+            if factor != 1.0:
+                pooled = pooled + gem(self._model.forward_features(self.preprocess(image, factor)), self.config.gem_p)
+        vector = F.normalize(pooled, dim=-1)[0]
         logits = self._model.forward_head(features)[0]
         return Embedding(vector.numpy().astype(np.float32), logits.numpy().astype(np.float32))
 

@@ -62,3 +62,27 @@ def test_threshold_follows_the_false_accept_rate() -> None:
     strict = choose_threshold(samples, params, 0.0)
     loose = choose_threshold(samples, params, 0.5)
     assert strict > loose
+
+
+def test_temperature_softens_without_reordering() -> None:
+    evidence = _evidence([0.8, 0.6, 0.5], [120, 12, 3])
+    sharp, sharp_unknown = probabilities(evidence, FusionParams.default())
+    soft_params = FusionParams.default()
+    soft_params.temperature = 2.0
+    soft, soft_unknown = probabilities(evidence, soft_params)
+    assert abs(soft.sum() + soft_unknown - 1) < 1e-6
+    assert list(np.argsort(-soft)) == list(np.argsort(-sharp)) and soft.max() < sharp.max()
+
+
+def test_temperature_is_fitted_on_held_out_groups() -> None:
+    rng = np.random.default_rng(3)
+    samples = _samples(rng) + _samples(rng)
+    for _ in range(30):  # known landmarks whose photos look like nothing: the hard cases of a real gallery
+        samples.append((_evidence(list(rng.uniform(0.4, 0.65, 5)), list(rng.integers(0, 18, 5))), 2))
+    groups = [f"g{i % 40}" for i in range(len(samples))]
+    plain = fit_fusion(samples)
+    scaled = fit_fusion(samples, groups=groups)
+    assert plain.temperature == 1.0 and plain.weights == scaled.weights
+    assert 0.7 < scaled.temperature < 1.5  # i.i.d. groups: the held-out fit agrees with the in-sample one
+    tiny = fit_fusion(samples[:4] + samples[-4:], groups=["a", "a", "b", "b", "c", "c", "d", "d"])
+    assert np.isfinite(tiny.temperature) and tiny.temperature > 0

@@ -153,7 +153,7 @@ def _with_queries(dataset: Path, small: Path, queries: list[dict]) -> Path:
     return small
 
 
-async def test_threshold_comes_from_the_gallery_only(dataset: Path, tmp_path: Path) -> None:
+async def test_threshold_and_temperature_come_from_the_gallery_only(dataset: Path, tmp_path: Path) -> None:
     """The evaluation protocol with two different sets of query photos over one gallery: same operating point."""
     from ml.evaluate import evaluate
 
@@ -163,4 +163,5 @@ async def test_threshold_comes_from_the_gallery_only(dataset: Path, tmp_path: Pa
     second = _with_queries(dataset, small_dataset(dataset, tmp_path / "second"), queries[len(queries) // 2:])
     one, other = await evaluate(first), await evaluate(second)
     assert one.threshold is not None and one.threshold == other.threshold
+    assert one.fusion_temperature is not None and one.fusion_temperature == other.fusion_temperature
     assert [o["query"] for o in one.outcomes] != [o["query"] for o in other.outcomes]
