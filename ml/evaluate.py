@@ -29,7 +29,6 @@ from ml.models.image_embedder import Embedding, ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher
 from ml.models.place_categories import place_category_proba
 from ml.recognize import Recognizer
-from storage.schemas import CATEGORIES
 from ml.text.encoders import default_encoders
 from ml.text.search import TextSearch
 from storage.dataset_import import import_dataset
@@ -38,6 +37,7 @@ from storage.images import decode_image
 from storage.migrate import upgrade_async
 from storage.photo_store import PhotoStore
 from storage.repositories import Repositories
+from storage.schemas import CATEGORIES
 from storage.settings import StorageSettings
 
 RECALL_DEPTH = 20

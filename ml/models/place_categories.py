@@ -16,8 +16,6 @@ evidence is weak lose their category.)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
