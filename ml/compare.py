@@ -1,7 +1,7 @@
 """Compare recognition methods on a dataset with the evaluation protocol: quality against cost.
 
 Each variant is a set of model settings (backbone and its input size, GeM power, scales,
-local-feature image size and keypoint count); each runs the whole protocol of `ml.evaluate` in its own
+local-feature image size and keypoint count, query expansion and database augmentation); each runs the whole protocol of `ml.evaluate` in its own
 temporary store, so the figures are those `landmarks eval` would print had it been the
 default. The defaults in `EmbedderConfig` / `LocalFeatureConfig` are the variant that won.
 """
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ml.evaluate import EvalReport, evaluate
+from ml.index.expansion import ExpansionConfig
 from ml.indexer import IndexModels
 from ml.models.image_embedder import EmbedderConfig, ImageEmbedder
 from ml.models.local_features import LocalFeatureConfig, LocalFeatureMatcher
@@ -25,6 +26,7 @@ class Variant:
     name: str
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
     local: LocalFeatureConfig = field(default_factory=LocalFeatureConfig)
+    expansion: ExpansionConfig = field(default_factory=ExpansionConfig)
 
 
 VARIANTS: tuple[Variant, ...] = (
@@ -37,6 +39,9 @@ VARIANTS: tuple[Variant, ...] = (
             local=LocalFeatureConfig(max_side=640)),
     Variant("multi-scale-0.7-1-1.4", embedder=EmbedderConfig(scales=(0.7, 1.0, 1.4))),
     Variant("lite2", embedder=EmbedderConfig(backbone="tf_efficientnet_lite2")),
+    Variant("aqe-2", expansion=ExpansionConfig(query_k=2)),
+    Variant("dba-2", expansion=ExpansionConfig(database_k=2)),
+    Variant("dba-2+aqe-2", expansion=ExpansionConfig(query_k=2, database_k=2)),
 )
 
 COLUMNS = ("landmark_p_at_1", "landmark_p_at_5", "gap", "retrieval_recall_at_20", "category_p_at_1",
@@ -50,7 +55,8 @@ async def compare(folder: Path, names: list[str] | None = None,
     encoders = default_encoders()
     results = []
     for variant in chosen:
-        models = IndexModels(ImageEmbedder(variant.embedder), LocalFeatureMatcher(variant.local), encoders)
+        models = IndexModels(ImageEmbedder(variant.embedder), LocalFeatureMatcher(variant.local), encoders,
+                             variant.expansion)
         report = await evaluate(folder, models=models)
         results.append((variant, report))
         if on_done:

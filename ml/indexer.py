@@ -27,6 +27,7 @@ import numpy as np
 from ml.fusion import fit_fusion, probabilities
 from ml.index.bundle import IndexBundle, LandmarkInfo
 from ml.index.embedding_cache import EmbeddingCache, PhotoEmbedding
+from ml.index.expansion import ExpansionConfig, augment_database
 from ml.index.vector_index import VectorIndex
 from ml.models.heads import out_of_fold_log_proba, train_linear_head
 from ml.models.image_embedder import ImageEmbedder
@@ -60,6 +61,7 @@ class IndexModels:
     embedder: ImageEmbedder
     matcher: LocalFeatureMatcher
     text_encoders: list[TextEncoder]
+    expansion: ExpansionConfig = field(default_factory=ExpansionConfig)
 
     @property
     def signature(self) -> str:
@@ -140,8 +142,10 @@ def embed_photos(
 def build_bundle(
     gallery: EmbeddedGallery, landmarks: dict[str, LandmarkInfo], embedder: ImageEmbedder,
     matcher: LocalFeatureMatcher, false_accept_rate: float = 0.05, control: BuildControl | None = None,
+    expansion: ExpansionConfig | None = None,
 ) -> IndexBundle:
     photos, vectors, local = gallery.photos, gallery.vectors, gallery.local
+    expansion = expansion or ExpansionConfig()
     landmark_rows = [i for i, p in enumerate(photos) if p.landmark_id is not None]
     distractor_rows = [i for i, p in enumerate(photos) if p.landmark_id is None]
     if not landmark_rows:
@@ -156,13 +160,14 @@ def build_bundle(
         photo_ids=[photos[i].id for i in landmark_rows],
         row_landmarks=labels,
         landmarks={k: v for k, v in landmarks.items() if k in set(labels)},
-        vectors=VectorIndex.build(gallery_vectors),
+        vectors=VectorIndex.build(augment_database(gallery_vectors, expansion.database_k, expansion.alpha)),
         local=[local[i] for i in landmark_rows],
         landmark_head=train_linear_head(gallery_vectors, labels),
         category_head=train_linear_head(gallery_vectors, categories),
         category_weights=fit_place_weights(gallery_vectors, gallery.imagenet_logits[landmark_rows], labels,
                                            categories),
         fusion=fit_fusion([]),
+        expansion=expansion,
     )
     samples, groups = calibration_samples(bundle, matcher, gallery_vectors, labels, vectors[distractor_rows],
                                           [local[i] for i in distractor_rows], control or BuildControl())
@@ -307,7 +312,7 @@ async def build_index(
     skipped, embedded = gallery.skipped, gallery.embedded
     t_embed = time.perf_counter() - started
     bundle = await asyncio.to_thread(build_bundle, gallery, landmarks, models.embedder, models.matcher, rate,
-                                     control)
+                                     control, models.expansion)
     control.report("text", 0, 1)
     bundle.text = await asyncio.to_thread(TextCorpus.build, list(texts.values()), models.text_encoders)
     control.report("text", 1, 1)

@@ -14,6 +14,7 @@ from PIL import Image
 
 from ml.fusion import landmark_evidence, probabilities
 from ml.index.bundle import IndexBundle
+from ml.index.expansion import expand_query
 from ml.models.image_embedder import Embedding, ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
 from ml.models.place_categories import place_category_proba
@@ -48,7 +49,11 @@ def gather_evidence(
     """Evidence for every gallery landmark; `exclude_rows` and `head_log_proba` serve leave-out calibration."""
     classes = bundle.landmark_head.classes
     column = {name: i for i, name in enumerate(classes)}
-    scores, rows = bundle.vectors.search(vector[None, :], SEARCH_DEPTH + len(exclude_rows))
+    search_vector = vector
+    if bundle.expansion.query_k:
+        search_vector = expand_query(bundle.vectors, bundle.gallery_matrix, vector, bundle.expansion.query_k,
+                                     bundle.expansion.alpha, exclude_rows)
+    scores, rows = bundle.vectors.search(search_vector[None, :], SEARCH_DEPTH + len(exclude_rows))
     pairs = [(float(s), int(r)) for s, r in zip(scores[0], rows[0]) if r >= 0 and r not in exclude_rows]
     floor = pairs[-1][0] if pairs else 0.0
     similarity = np.full(len(classes), floor, dtype=np.float32)

@@ -11,11 +11,13 @@ import json
 import os
 import shutil
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from ml.fusion import FusionParams
+from ml.index.expansion import ExpansionConfig
 from ml.index.vector_index import VectorIndex
 from ml.models.heads import LinearHead
 from ml.models.local_features import LocalFeatures
@@ -49,8 +51,14 @@ class IndexBundle:
     category_head: LinearHead
     fusion: FusionParams
     category_weights: tuple[float, float] = DEFAULT_WEIGHTS  # (head, ImageNet) for places the gallery lacks
+    expansion: ExpansionConfig = field(default_factory=ExpansionConfig)  # αQE / DBA, off unless chosen
     stats: dict = field(default_factory=dict)
     text: TextCorpus | None = None  # landmark names and their text vectors, for text search
+
+    @cached_property
+    def gallery_matrix(self) -> np.ndarray:
+        """The stored vectors as one array (query expansion sums neighbours from it)."""
+        return self.vectors.vectors()
 
     def save(self, root: Path) -> Path:
         """Write to `root/.<version>.tmp`, then rename to `root/<version>`: all or nothing."""
@@ -82,6 +90,7 @@ class IndexBundle:
             "landmark_classes": self.landmark_head.classes,
             "category_classes": self.category_head.classes,
             "category_weights": list(self.category_weights),
+            "expansion": self.expansion.to_dict(),
             "fusion": self.fusion.to_dict(),
             "stats": self.stats,
         }
@@ -115,6 +124,7 @@ class IndexBundle:
             category_head=LinearHead(heads["category_w"], heads["category_b"], meta["category_classes"]),
             fusion=FusionParams(**meta["fusion"]),
             category_weights=tuple(meta.get("category_weights", DEFAULT_WEIGHTS)),
+            expansion=ExpansionConfig(**meta.get("expansion", {})),
             stats=meta.get("stats", {}),
             text=TextCorpus.load(folder),
         )

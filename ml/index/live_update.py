@@ -71,6 +71,7 @@ def changed_bundle(
         category_head=train_linear_head(vectors, [kept_landmarks[label].category for label in labels]),
         fusion=bundle.fusion,
         category_weights=bundle.category_weights,
+        expansion=bundle.expansion,  # rows added live are not database-augmented until the next /reindex
         stats=stats,
         text=text,
     )
