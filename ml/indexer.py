@@ -33,7 +33,7 @@ from ml.models.heads import out_of_fold_log_proba, train_linear_head
 from ml.models.image_embedder import ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
 from ml.models.place_categories import fit_place_weights
-from ml.recognize import gather_evidence
+from ml.recognize import extract_features, gather_evidence
 from ml.settings import MLSettings
 from ml.text.encoders import TextEncoder
 from ml.text.search import LandmarkText, TextCorpus
@@ -120,9 +120,8 @@ def embed_photos(
                 log.warning("index.photo_skipped photo_id=%s reason=%s", photo.id, exc)
                 control.report("embed", done, len(photos))
                 continue
-            global_embedding = models.embedder.embed_one(image)
-            cached = PhotoEmbedding(global_embedding.vector, global_embedding.imagenet_logits,
-                                    models.matcher.extract(image))
+            global_embedding, local_features, _, _ = extract_features(models.embedder, models.matcher, image)
+            cached = PhotoEmbedding(global_embedding.vector, global_embedding.imagenet_logits, local_features)
             embedded += 1
             if cache:
                 cache.put(photo.sha256, cached)

@@ -7,7 +7,10 @@ index time, so the fitted fusion weights describe exactly what runs in productio
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
@@ -73,6 +76,28 @@ def gather_evidence(
                          [row for _, row in pairs])
 
 
+T = TypeVar("T")
+
+# The two forward passes are independent: the local features run beside the global descriptor, as each
+# alone leaves part of the two cores idle (photo → both, p50 ~130 → ~110 ms here). One thread per process:
+# a Recognizer is made at every index swap, and the worker answers one photo at a time.
+_LOCAL_FEATURES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-features")
+
+
+def _timed(work: Callable[[Image.Image], T], image: Image.Image) -> tuple[T, float]:
+    started = time.perf_counter()
+    return work(image), 1000 * (time.perf_counter() - started)
+
+
+def extract_features(embedder: ImageEmbedder, matcher: LocalFeatureMatcher,
+                     image: Image.Image) -> tuple[Embedding, LocalFeatures, float, float]:
+    """Both forward passes, side by side: (embedding, local features, embed ms, local-features ms)."""
+    local_job = _LOCAL_FEATURES.submit(_timed, matcher.extract, image)
+    embedding, embed_ms = _timed(embedder.embed_one, image)
+    local, local_ms = local_job.result()
+    return embedding, local, embed_ms, local_ms
+
+
 class Recognizer:
     """Holds the loaded models and the active index; `recognize` is blocking, call it off the event loop."""
 
@@ -87,18 +112,16 @@ class Recognizer:
     def explain(self, image: Image.Image) -> tuple[RecognitionResult, QueryEvidence]:
         """The answer and the evidence behind it (the evaluation reads the raw retrieval from it)."""
         started = time.perf_counter()
-        embedding = self.embedder.embed_one(image)
-        t_embed = time.perf_counter()
-        local = self.matcher.extract(image)
-        t_local = time.perf_counter()
+        embedding, local, embed_ms, local_ms = extract_features(self.embedder, self.matcher, image)
+        t_features = time.perf_counter()
         found = gather_evidence(self.bundle, self.matcher, embedding.vector, local)
         found.embedding = embedding
         t_search = time.perf_counter()
         result = self.answer(embedding, found)
         result.timings_ms = {
-            "embed": 1000 * (t_embed - started),
-            "local_features": 1000 * (t_local - t_embed),
-            "search_verify": 1000 * (t_search - t_local),
+            "embed": embed_ms,
+            "local_features": local_ms,  # ran beside the embedding: the two overlap within "total"
+            "search_verify": 1000 * (t_search - t_features),
             "total": 1000 * (time.perf_counter() - started),
         }
         return result, found
