@@ -25,10 +25,9 @@ from ml.indexer import (
 )
 from storage.reindex_state import (
     CANCEL_KEY,
-    LOCK_KEY,
-    LOCK_TTL_S,
     STATE_KEY,
     STATE_TTL_S,
+    keep,
     release,
 )
 from storage.schemas import ReindexState
@@ -61,11 +60,16 @@ async def run_locked(services: Services, models: IndexModels, job_id: str, full:
         state.eta_s = round((total - done) / rate, 1) if rate else None
 
     control = BuildControl(progress=progress)
+    lost_lock = asyncio.Event()
 
     async def heartbeat() -> None:
         while True:
+            if not await keep(cache, job_id):  # stalled past the TTL and another reindex took over: stop
+                log.error("reindex.lock_lost job=%s", job_id)
+                lost_lock.set()
+                control.cancel.set()
+                return
             state.updated_at = time.time()
-            await cache.set(LOCK_KEY, job_id, LOCK_TTL_S)
             await cache.set(STATE_KEY, state.model_dump_json(), STATE_TTL_S)
             if on_state:
                 on_state(state)
@@ -82,6 +86,8 @@ async def run_locked(services: Services, models: IndexModels, job_id: str, full:
         _finish(state, outcome)
     except IndexCancelled:
         state.status = "cancelled"
+        if lost_lock.is_set():
+            state.status, state.error = "failed", "another reindex took the lock over"
     except Exception as exc:  # the old index keeps serving; the admin reads why
         log.exception("reindex.failed job=%s", job_id)
         state.status, state.error = "failed", f"{type(exc).__name__}: {exc}"[:500]
@@ -90,9 +96,10 @@ async def run_locked(services: Services, models: IndexModels, job_id: str, full:
         await asyncio.gather(beating, return_exceptions=True)
         state.updated_at = time.time()
         state.seconds = round(state.updated_at - state.started_at, 2)
-        await cache.set(STATE_KEY, state.model_dump_json(), STATE_TTL_S)
+        if not lost_lock.is_set():  # otherwise the state is the new holder's to write
+            await cache.set(STATE_KEY, state.model_dump_json(), STATE_TTL_S)
         await release(cache, job_id)
-        await cache.delete(CANCEL_KEY)
+        await cache.delete_if(CANCEL_KEY, job_id)
         if on_state:
             on_state(state)
     log.info("reindex.finished job=%s status=%s version=%s seconds=%.1f", job_id, state.status, state.version,

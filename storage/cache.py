@@ -28,6 +28,14 @@ class Cache(ABC):
     async def delete(self, key: str) -> None: ...
 
     @abstractmethod
+    async def extend_if(self, key: str, value: str, ttl_s: int) -> bool:
+        """Renew the TTL only while `key` still holds `value` (a lock's owner); True when it did, atomically."""
+
+    @abstractmethod
+    async def delete_if(self, key: str, value: str) -> bool:
+        """Delete only while `key` still holds `value`; True when it did, atomically."""
+
+    @abstractmethod
     async def keys(self, prefix: str) -> list[str]:
         """Live keys starting with `prefix` (few: used for worker heartbeats)."""
 
@@ -66,14 +74,33 @@ class MemoryCache(Cache):
     async def delete(self, key: str) -> None:
         self._items.pop(key, None)
 
+    async def extend_if(self, key: str, value: str, ttl_s: int) -> bool:  # one event loop: nothing interleaves
+        if await self.get(key) != value:
+            return False
+        await self.set(key, value, ttl_s)
+        return True
+
+    async def delete_if(self, key: str, value: str) -> bool:
+        if await self.get(key) != value:
+            return False
+        await self.delete(key)
+        return True
+
     async def keys(self, prefix: str) -> list[str]:
         return [key for key in list(self._items) if key.startswith(prefix) and await self.get(key) is not None]
+
+
+# Compare-then-act in one step on the server (the Redis documentation's pattern for releasing a lock safely).
+_EXTEND_IF = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('expire', KEYS[1], ARGV[2]) end return 0"
+_DELETE_IF = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
 class RedisCache(Cache):
     def __init__(self, redis: Redis, prefix: str = "landmarks") -> None:
         self.redis = redis
         self.prefix = f"{prefix}:cache:"
+        self._extend_if = redis.register_script(_EXTEND_IF)
+        self._delete_if = redis.register_script(_DELETE_IF)
 
     async def get(self, key: str) -> str | None:
         value = await self.redis.get(self.prefix + key)
@@ -87,6 +114,12 @@ class RedisCache(Cache):
 
     async def delete(self, key: str) -> None:
         await self.redis.delete(self.prefix + key)
+
+    async def extend_if(self, key: str, value: str, ttl_s: int) -> bool:
+        return bool(await self._extend_if(keys=[self.prefix + key], args=[value, ttl_s]))
+
+    async def delete_if(self, key: str, value: str) -> bool:
+        return bool(await self._delete_if(keys=[self.prefix + key], args=[value]))
 
     async def keys(self, prefix: str) -> list[str]:
         found = [key async for key in self.redis.scan_iter(f"{self.prefix}{prefix}*", count=500)]

@@ -40,7 +40,11 @@ async def acquire(cache: Cache, job_id: str) -> bool:
     return await cache.add(LOCK_KEY, job_id, LOCK_TTL_S)
 
 
+async def keep(cache: Cache, job_id: str) -> bool:
+    """Renew this job's lock; False when another job holds it now (this one's TTL lapsed and it was taken)."""
+    return await cache.extend_if(LOCK_KEY, job_id, LOCK_TTL_S) or await acquire(cache, job_id)
+
+
 async def release(cache: Cache, job_id: str) -> None:
     """Free the lock if this job still holds it (after a TTL lapse another job may)."""
-    if await cache.get(LOCK_KEY) == job_id:
-        await cache.delete(LOCK_KEY)
+    await cache.delete_if(LOCK_KEY, job_id)

@@ -49,6 +49,11 @@ async def _lock_contract(cache) -> None:  # type: ignore[no-untyped-def]
     assert sorted(await cache.keys("worker:")) == ["worker:a", "worker:b"]
     await cache.delete("lock")
     assert await cache.add("lock", "third", ttl_s=30)
+    assert not await cache.extend_if("lock", "first", ttl_s=60)  # not its owner any more
+    assert not await cache.delete_if("lock", "first") and await cache.get("lock") == "third"
+    assert await cache.extend_if("lock", "third", ttl_s=60)
+    assert await cache.delete_if("lock", "third") and await cache.get("lock") is None
+    assert not await cache.extend_if("lock", "third", ttl_s=60)  # gone: nothing to extend
 
 
 @pytest.mark.asyncio

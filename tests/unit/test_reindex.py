@@ -144,6 +144,21 @@ async def test_live_change_moves_a_landmark_without_a_rebuild(services: Services
     assert "content_signature" not in grown.stats  # the next /reindex recalibrates instead of saying "nothing new"
 
 
+async def test_a_reindex_that_lost_its_lock_stops_and_leaves_the_new_holder_alone(services: Services,
+                                                                                  models: IndexModels) -> None:
+    first = await _reindex(services, models)
+    stalled, taker = uuid.uuid4().hex, uuid.uuid4().hex
+    assert await reindex_state.acquire(services.cache, stalled)
+    # the stalled job's TTL lapsed and another reindex took the lock over
+    await services.cache.delete(reindex_state.LOCK_KEY)
+    assert await reindex_state.acquire(services.cache, taker)
+    final = await run_locked(services, models, stalled, full=True)
+    assert final.status == "failed" and "lock" in (final.error or "")
+    assert await services.cache.get(reindex_state.LOCK_KEY) == taker  # neither extended nor released
+    assert (await reindex_state.read_state(services.cache) or final).job_id != stalled
+    assert (await services.repos.active_index()).version == first.version
+
+
 def _with_queries(dataset: Path, small: Path, queries: list[dict]) -> Path:
     """The small dataset plus the given query rows (absolute image paths, nothing copied)."""
     with open(small / "split.csv", "a", encoding="utf-8", newline="") as handle:
