@@ -43,6 +43,8 @@ from storage.repositories import GalleryPhoto, Repositories
 
 log = logging.getLogger(__name__)
 
+# Bump when the build itself changes (what is fitted, how), so "nothing new" does not keep an index made the old way.
+BUILD_METHOD = 2  # 2: fusion temperature, ImageNet evidence for unknown places
 Progress = Callable[[str, int, int], None]  # (stage, done, total): "embed", then "calibrate"
 
 
@@ -257,7 +259,9 @@ def content_signature(photos: list[GalleryPhoto], landmarks: dict[str, LandmarkT
                       false_accept_rate: float) -> str:
     """What an index is made of; the same signature twice means a rebuild would give the same index."""
     content = {
+        "build": BUILD_METHOD,
         "models": [models.signature, *sorted(e.model_id for e in models.text_encoders)],
+        "expansion": models.expansion.to_dict(),
         "photos": sorted((p.sha256, p.landmark_id or "") for p in photos),
         "landmarks": sorted(json.dumps(vars(lm), sort_keys=True, ensure_ascii=False, default=list)
                             for lm in landmarks.values()),
