@@ -1,7 +1,7 @@
 """Compare recognition methods on a dataset with the evaluation protocol: quality against cost.
 
 Each variant is a set of model settings (backbone and its input size, GeM power, scales,
-local-feature image size and keypoint count, query expansion and database augmentation); each runs the whole protocol of `ml.evaluate` in its own
+local-feature image size and keypoint count, query expansion, database augmentation, PCA whitening); each runs the whole protocol of `ml.evaluate` in its own
 temporary store, so the figures are those `landmarks eval` would print had it been the
 default. The defaults in `EmbedderConfig` / `LocalFeatureConfig` are the variant that won.
 """
@@ -27,10 +27,12 @@ class Variant:
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
     local: LocalFeatureConfig = field(default_factory=LocalFeatureConfig)
     expansion: ExpansionConfig = field(default_factory=ExpansionConfig)
+    whitening: bool = True
 
 
 VARIANTS: tuple[Variant, ...] = (
     Variant("default"),
+    Variant("no-whitening", whitening=False),
     Variant("gem-p4", embedder=EmbedderConfig(gem_p=4.0)),
     Variant("global-320", embedder=EmbedderConfig(short_side=320, max_long_side=544)),
     Variant("xfeat-640px", local=LocalFeatureConfig(max_side=640)),
@@ -56,7 +58,7 @@ async def compare(folder: Path, names: list[str] | None = None,
     results = []
     for variant in chosen:
         models = IndexModels(ImageEmbedder(variant.embedder), LocalFeatureMatcher(variant.local), encoders,
-                             variant.expansion)
+                             variant.expansion, variant.whitening)
         report = await evaluate(folder, models=models)
         results.append((variant, report))
         if on_done:

@@ -29,6 +29,7 @@ from ml.index.bundle import IndexBundle, LandmarkInfo
 from ml.index.embedding_cache import EmbeddingCache, PhotoEmbedding
 from ml.index.expansion import ExpansionConfig, augment_database
 from ml.index.vector_index import VectorIndex
+from ml.index.whitening import learn_whitening
 from ml.models.heads import out_of_fold_log_proba, train_linear_head
 from ml.models.image_embedder import ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
@@ -44,7 +45,7 @@ from storage.repositories import GalleryPhoto, Repositories
 log = logging.getLogger(__name__)
 
 # Bump when the build itself changes (what is fitted, how), so "nothing new" does not keep an index made the old way.
-BUILD_METHOD = 2  # 2: fusion temperature, ImageNet evidence for unknown places
+BUILD_METHOD = 3  # 2: fusion temperature, ImageNet evidence for unknown places; 3: PCA whitening
 Progress = Callable[[str, int, int], None]  # (stage, done, total): "embed", then "calibrate"
 
 
@@ -64,6 +65,7 @@ class IndexModels:
     matcher: LocalFeatureMatcher
     text_encoders: list[TextEncoder]
     expansion: ExpansionConfig = field(default_factory=ExpansionConfig)
+    whitening: bool = True  # PCA whitening learned on the gallery at each build
 
     @property
     def signature(self) -> str:
@@ -143,10 +145,12 @@ def embed_photos(
 def build_bundle(
     gallery: EmbeddedGallery, landmarks: dict[str, LandmarkInfo], embedder: ImageEmbedder,
     matcher: LocalFeatureMatcher, false_accept_rate: float = 0.05, control: BuildControl | None = None,
-    expansion: ExpansionConfig | None = None,
+    expansion: ExpansionConfig | None = None, whiten: bool = True,
 ) -> IndexBundle:
-    photos, vectors, local = gallery.photos, gallery.vectors, gallery.local
+    photos, local = gallery.photos, gallery.local
     expansion = expansion or ExpansionConfig()
+    whitening = learn_whitening(gallery.vectors) if whiten else None  # from every gallery photo, distractors too
+    vectors = whitening.apply(gallery.vectors) if whitening else gallery.vectors
     landmark_rows = [i for i, p in enumerate(photos) if p.landmark_id is not None]
     distractor_rows = [i for i, p in enumerate(photos) if p.landmark_id is None]
     if not landmark_rows:
@@ -169,6 +173,7 @@ def build_bundle(
                                            categories),
         fusion=fit_fusion([]),
         expansion=expansion,
+        whitening=whitening,
     )
     samples, groups = calibration_samples(bundle, matcher, gallery_vectors, labels, vectors[distractor_rows],
                                           [local[i] for i in distractor_rows], control or BuildControl())
@@ -262,6 +267,7 @@ def content_signature(photos: list[GalleryPhoto], landmarks: dict[str, LandmarkT
         "build": BUILD_METHOD,
         "models": [models.signature, *sorted(e.model_id for e in models.text_encoders)],
         "expansion": models.expansion.to_dict(),
+        "whitening": models.whitening,
         "photos": sorted((p.sha256, p.landmark_id or "") for p in photos),
         "landmarks": sorted(json.dumps(vars(lm), sort_keys=True, ensure_ascii=False, default=list)
                             for lm in landmarks.values()),
@@ -315,7 +321,7 @@ async def build_index(
     skipped, embedded = gallery.skipped, gallery.embedded
     t_embed = time.perf_counter() - started
     bundle = await asyncio.to_thread(build_bundle, gallery, landmarks, models.embedder, models.matcher, rate,
-                                     control, models.expansion)
+                                     control, models.expansion, models.whitening)
     control.report("text", 0, 1)
     bundle.text = await asyncio.to_thread(TextCorpus.build, list(texts.values()), models.text_encoders)
     control.report("text", 1, 1)

@@ -112,7 +112,8 @@ class Recognizer:
     def explain(self, image: Image.Image) -> tuple[RecognitionResult, QueryEvidence]:
         """The answer and the evidence behind it (the evaluation reads the raw retrieval from it)."""
         started = time.perf_counter()
-        embedding, local, embed_ms, local_ms = extract_features(self.embedder, self.matcher, image)
+        raw, local, embed_ms, local_ms = extract_features(self.embedder, self.matcher, image)
+        embedding = Embedding(self.bundle.to_index_space(raw.vector), raw.imagenet_logits)
         t_features = time.perf_counter()
         found = gather_evidence(self.bundle, self.matcher, embedding.vector, local)
         found.embedding = embedding

@@ -19,6 +19,7 @@ import numpy as np
 from ml.fusion import FusionParams
 from ml.index.expansion import ExpansionConfig
 from ml.index.vector_index import VectorIndex
+from ml.index.whitening import Whitening
 from ml.models.heads import LinearHead
 from ml.models.local_features import LocalFeatures
 from ml.models.place_categories import DEFAULT_WEIGHTS
@@ -52,6 +53,11 @@ class IndexBundle:
     fusion: FusionParams
     category_weights: tuple[float, float] = DEFAULT_WEIGHTS  # (head, ImageNet) for places the gallery lacks
     expansion: ExpansionConfig = field(default_factory=ExpansionConfig)  # αQE / DBA, off unless chosen
+    whitening: Whitening | None = None  # learned on the gallery; stored vectors and heads live in its space
+
+    def to_index_space(self, vector: np.ndarray) -> np.ndarray:
+        """A query's descriptor as the stored vectors and the heads expect it."""
+        return vector if self.whitening is None else self.whitening.apply(vector)
     stats: dict = field(default_factory=dict)
     text: TextCorpus | None = None  # landmark names and their text vectors, for text search
 
@@ -80,6 +86,8 @@ class IndexBundle:
             landmark_w=self.landmark_head.weight, landmark_b=self.landmark_head.bias,
             category_w=self.category_head.weight, category_b=self.category_head.bias,
         )
+        if self.whitening is not None:
+            np.savez(tmp / "whitening.npz", mean=self.whitening.mean, projection=self.whitening.projection)
         meta = {
             "version": self.version,
             "model_id": self.model_id,
@@ -111,6 +119,10 @@ class IndexBundle:
         keypoints, descriptors = local_npz["keypoints"], local_npz["descriptors"].astype(np.float32)
         local = [LocalFeatures(keypoints[a:b], descriptors[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
         heads = np.load(folder / "heads.npz")
+        whitening = None
+        if (folder / "whitening.npz").exists():
+            stored = np.load(folder / "whitening.npz")
+            whitening = Whitening(stored["mean"], stored["projection"])
         return cls(
             version=meta["version"],
             model_id=meta["model_id"],
@@ -125,6 +137,7 @@ class IndexBundle:
             fusion=FusionParams(**meta["fusion"]),
             category_weights=tuple(meta.get("category_weights", DEFAULT_WEIGHTS)),
             expansion=ExpansionConfig(**meta.get("expansion", {})),
+            whitening=whitening,
             stats=meta.get("stats", {}),
             text=TextCorpus.load(folder),
         )

@@ -72,6 +72,7 @@ def changed_bundle(
         fusion=bundle.fusion,
         category_weights=bundle.category_weights,
         expansion=bundle.expansion,  # rows added live are not database-augmented until the next /reindex
+        whitening=bundle.whitening,  # added rows arrive whitened with it (live_change)
         stats=stats,
         text=text,
     )
@@ -88,6 +89,8 @@ async def live_change(services: Services, models: IndexModels, bundle: IndexBund
     remove_landmarks = set(payload.get("remove_landmarks", []))
     remove_photos = {int(i) for i in payload.get("remove_photos", [])}
     rows = await repos.get_landmarks()
+    if kept:
+        vectors = bundle.to_index_space(vectors)  # the space the stored rows and the heads live in
     add = [(p.id, p.landmark_id, v, f) for p, v, f in zip(kept, vectors, local)]
     serving = set(bundle.row_landmarks)
     after = (serving | {p.landmark_id for p in kept}) - remove_landmarks
