@@ -1,9 +1,10 @@
 """Compare recognition methods on a dataset with the evaluation protocol: quality against cost.
 
 Each variant is a set of model settings (backbone and its input size, GeM power, scales,
-local-feature image size and keypoint count, query expansion, database augmentation, PCA whitening); each runs the whole protocol of `ml.evaluate` in its own
-temporary store, so the figures are those `landmarks eval` would print had it been the
-default. The defaults in `EmbedderConfig` / `LocalFeatureConfig` are the variant that won.
+local-feature image size and keypoint count, query expansion, database augmentation, PCA
+whitening); each runs the whole protocol of `ml.evaluate` in its own temporary store, so the
+figures are those `landmarks eval` would print had it been the default. The defaults of
+`EmbedderConfig`, `LocalFeatureConfig`, `ExpansionConfig` and `IndexModels` are the variant that won.
 """
 
 from __future__ import annotations

@@ -203,7 +203,7 @@ def _unknown_place_categories(bundle: IndexBundle, truth: list[str],
 
     The category head is retrained without that landmark's photos (milliseconds), which is
     what the bot has to go on for a church it has never seen."""
-    vectors = bundle.vectors.vectors()
+    vectors = bundle.gallery_matrix
     row_categories = [bundle.landmarks[label].category for label in bundle.row_landmarks]
     heads = {}
     ranked = []
@@ -214,7 +214,7 @@ def _unknown_place_categories(bundle: IndexBundle, truth: list[str],
         if embedding is None or heads[landmark] is None:
             ranked.append([])
             continue
-        p = place_category_proba(heads[landmark], bundle.category_weights, embedding.vector,
+        p = place_category_proba(heads[landmark], bundle.imagenet_weight, embedding.vector,
                                  embedding.imagenet_logits)
         ranked.append([CATEGORIES[i] for i in np.argsort(-p)[:5]])
     return ranked

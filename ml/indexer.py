@@ -33,7 +33,7 @@ from ml.index.whitening import learn_whitening
 from ml.models.heads import out_of_fold_log_proba, train_linear_head
 from ml.models.image_embedder import ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
-from ml.models.place_categories import fit_place_weights
+from ml.models.place_categories import fit_imagenet_weight
 from ml.recognize import extract_features, gather_evidence
 from ml.settings import MLSettings
 from ml.text.encoders import TextEncoder
@@ -169,8 +169,8 @@ def build_bundle(
         local=[local[i] for i in landmark_rows],
         landmark_head=train_linear_head(gallery_vectors, labels),
         category_head=train_linear_head(gallery_vectors, categories),
-        category_weights=fit_place_weights(gallery_vectors, gallery.imagenet_logits[landmark_rows], labels,
-                                           categories),
+        imagenet_weight=fit_imagenet_weight(gallery_vectors, gallery.imagenet_logits[landmark_rows], labels,
+                                            categories),
         fusion=fit_fusion([]),
         expansion=expansion,
         whitening=whitening,

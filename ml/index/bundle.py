@@ -22,7 +22,6 @@ from ml.index.vector_index import VectorIndex
 from ml.index.whitening import Whitening
 from ml.models.heads import LinearHead
 from ml.models.local_features import LocalFeatures
-from ml.models.place_categories import DEFAULT_WEIGHTS
 from ml.text.search import TextCorpus
 
 
@@ -51,15 +50,15 @@ class IndexBundle:
     landmark_head: LinearHead
     category_head: LinearHead
     fusion: FusionParams
-    category_weights: tuple[float, float] = DEFAULT_WEIGHTS  # (head, ImageNet) for places the gallery lacks
+    imagenet_weight: float = 0.0  # weight of ImageNet evidence beside the category head, for unknown places
     expansion: ExpansionConfig = field(default_factory=ExpansionConfig)  # αQE / DBA, off unless chosen
     whitening: Whitening | None = None  # learned on the gallery; stored vectors and heads live in its space
+    stats: dict = field(default_factory=dict)
+    text: TextCorpus | None = None  # landmark names and their text vectors, for text search
 
     def to_index_space(self, vector: np.ndarray) -> np.ndarray:
         """A query's descriptor as the stored vectors and the heads expect it."""
         return vector if self.whitening is None else self.whitening.apply(vector)
-    stats: dict = field(default_factory=dict)
-    text: TextCorpus | None = None  # landmark names and their text vectors, for text search
 
     @cached_property
     def gallery_matrix(self) -> np.ndarray:
@@ -97,7 +96,7 @@ class IndexBundle:
             "landmarks": {k: vars(v) for k, v in self.landmarks.items()},
             "landmark_classes": self.landmark_head.classes,
             "category_classes": self.category_head.classes,
-            "category_weights": list(self.category_weights),
+            "imagenet_weight": self.imagenet_weight,
             "expansion": self.expansion.to_dict(),
             "fusion": self.fusion.to_dict(),
             "stats": self.stats,
@@ -135,7 +134,7 @@ class IndexBundle:
             landmark_head=LinearHead(heads["landmark_w"], heads["landmark_b"], meta["landmark_classes"]),
             category_head=LinearHead(heads["category_w"], heads["category_b"], meta["category_classes"]),
             fusion=FusionParams(**meta["fusion"]),
-            category_weights=tuple(meta.get("category_weights", DEFAULT_WEIGHTS)),
+            imagenet_weight=meta.get("imagenet_weight", meta.get("category_weights", [1.0, 0.0])[1]),
             expansion=ExpansionConfig(**meta.get("expansion", {})),
             whitening=whitening,
             stats=meta.get("stats", {}),

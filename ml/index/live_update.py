@@ -3,7 +3,7 @@
 A full rebuild re-runs the leave-one-out calibration over the whole gallery (tens of seconds);
 a change of a few photos does not need it. The new version reuses the serving version's
 vectors and local features, appends or drops rows, retrains the two linear heads (well under
-a second), keeps the fusion weights, threshold and category weights, and is written and activated like any
+a second), keeps the fusion weights, threshold and ImageNet weight, and is written and activated like any
 version, so workers swap to it the same way. The next `/reindex` recalibrates on the
 grown gallery: the version says it was a live update and carries no content signature,
 so that reindex is never skipped as "nothing new".
@@ -47,7 +47,7 @@ def changed_bundle(
     relabelled = {item[0] for item in add}  # a photo added again (e.g. under another landmark) replaces its row
     keep = [row for row, (photo_id, landmark_id) in enumerate(zip(bundle.photo_ids, bundle.row_landmarks))
             if photo_id not in remove_photo_ids | relabelled and landmark_id not in remove_landmark_ids]
-    old_vectors = bundle.vectors.vectors()
+    old_vectors = bundle.gallery_matrix
     photo_ids = [bundle.photo_ids[row] for row in keep] + [item[0] for item in add]
     labels = [bundle.row_landmarks[row] for row in keep] + [item[1] for item in add]
     if len(set(labels)) < 2:
@@ -70,7 +70,7 @@ def changed_bundle(
         landmark_head=train_linear_head(vectors, labels),
         category_head=train_linear_head(vectors, [kept_landmarks[label].category for label in labels]),
         fusion=bundle.fusion,
-        category_weights=bundle.category_weights,
+        imagenet_weight=bundle.imagenet_weight,
         expansion=bundle.expansion,  # rows added live are not database-augmented until the next /reindex
         whitening=bundle.whitening,  # added rows arrive whitened with it (live_change)
         stats=stats,

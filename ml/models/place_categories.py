@@ -16,6 +16,8 @@ evidence is weak lose their category.)
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import torch
 
@@ -35,7 +37,6 @@ IMAGENET_PLACES: dict[str, tuple[int, ...]] = {
     "university": (624,),  # library
 }
 SMOOTHING = 0.03  # probability mass every category keeps, so one absent ImageNet class never rules a kind out
-DEFAULT_WEIGHTS = (1.0, 0.0)  # (head, ImageNet): the head alone, as indexes made before this model were
 
 
 def imagenet_evidence(logits: np.ndarray) -> np.ndarray:
@@ -55,30 +56,29 @@ def head_evidence(head: LinearHead, vector: np.ndarray) -> np.ndarray:
     return out
 
 
-def place_category_proba(head: LinearHead, weights: tuple[float, float] | list[float], vector: np.ndarray,
+def place_category_proba(head: LinearHead, imagenet_weight: float, vector: np.ndarray,
                          imagenet_logits: np.ndarray | None) -> np.ndarray:
-    """P(category) for a place the gallery does not know, over CATEGORIES."""
-    logits = weights[0] * head_evidence(head, vector)
+    """P(category) for a place the gallery does not know, over CATEGORIES: the head plus weighted ImageNet evidence."""
+    logits = head_evidence(head, vector)
     if imagenet_logits is not None:
-        logits = logits + weights[1] * imagenet_evidence(imagenet_logits)
+        logits = logits + imagenet_weight * imagenet_evidence(imagenet_logits)
     logits = logits - logits.max()
     p = np.exp(logits)
     return p / p.sum()
 
 
-def fit_place_weights(vectors: np.ndarray, imagenet_logits: np.ndarray, landmarks: list[str],
-                      categories: list[str], folds: int = 5) -> tuple[float, float]:
-    """(1, ImageNet weight), the latter by maximum likelihood on leave-landmarks-out predictions of the gallery.
-
-    Landmarks are split into folds; each fold's photos are predicted by a head trained on the
-    other folds. Every landmark weighs the same, however many photos it has.
-    """
+def fit_imagenet_weight(vectors: np.ndarray, imagenet_logits: np.ndarray, landmarks: list[str],
+                        categories: list[str], folds: int = 5) -> float:
+    """The ImageNet evidence's weight by maximum likelihood on leave-landmarks-out predictions of the gallery
+    (0, the head alone, when the gallery is too small to leave landmarks out)."""
+    # Landmarks are split into folds; each fold's photos are predicted by a head trained on the
+    # other folds. Every landmark weighs the same, however many photos it has.
     names = sorted(set(landmarks))
     if len(names) < 3 or len(set(categories)) < 2:
-        return DEFAULT_WEIGHTS
+        return 0.0
     fold_of = {name: i % folds for i, name in enumerate(np.random.default_rng(0).permutation(names))}
     head_rows, imagenet_rows, targets, sample_weights = [], [], [], []
-    photos_of = {name: landmarks.count(name) for name in names}
+    photos_of = Counter(landmarks)
     for fold in range(min(folds, len(names))):
         held = [i for i, name in enumerate(landmarks) if fold_of[name] == fold]
         kept = [i for i, name in enumerate(landmarks) if fold_of[name] != fold]
@@ -91,7 +91,7 @@ def fit_place_weights(vectors: np.ndarray, imagenet_logits: np.ndarray, landmark
             targets.append(CATEGORIES.index(categories[i]))
             sample_weights.append(1.0 / photos_of[landmarks[i]])
     if not targets:
-        return DEFAULT_WEIGHTS
+        return 0.0
     h = torch.tensor(np.stack(head_rows))
     m = torch.tensor(np.stack(imagenet_rows))
     y = torch.tensor(targets)
@@ -108,4 +108,4 @@ def fit_place_weights(vectors: np.ndarray, imagenet_logits: np.ndarray, landmark
 
     with torch.enable_grad():
         optimizer.step(closure)
-    return 1.0, max(0.0, float(w.detach()[0]))  # ImageNet ignored at worst, never inverted
+    return max(0.0, float(w.detach()[0]))  # ImageNet ignored at worst, never inverted

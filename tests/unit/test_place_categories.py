@@ -7,7 +7,7 @@ import numpy as np
 from ml.models.heads import train_linear_head
 from ml.models.place_categories import (
     IMAGENET_PLACES,
-    fit_place_weights,
+    fit_imagenet_weight,
     imagenet_evidence,
     place_category_proba,
 )
@@ -50,18 +50,18 @@ def _gallery(rng: np.random.Generator, informative_imagenet: bool) -> tuple[np.n
 def test_imagenet_weight_is_fitted_on_left_out_landmarks() -> None:
     rng = np.random.default_rng(1)
     vectors, logits, landmarks, categories = _gallery(rng, informative_imagenet=True)
-    head_weight, imagenet_weight = fit_place_weights(vectors, logits, landmarks, categories)
-    assert head_weight == 1.0 and imagenet_weight > 0.5
+    imagenet_weight = fit_imagenet_weight(vectors, logits, landmarks, categories)
+    assert imagenet_weight > 0.5
     # a church the head never saw: its own direction, ImageNet says church
     head = train_linear_head(vectors, categories)
     unseen = rng.normal(0, 1, 32).astype(np.float32)
-    p = place_category_proba(head, (head_weight, imagenet_weight), unseen / np.linalg.norm(unseen),
+    p = place_category_proba(head, imagenet_weight, unseen / np.linalg.norm(unseen),
                              _logits_for(497, rng))
     assert CATEGORIES[int(np.argmax(p))] == "church" and abs(p.sum() - 1) < 1e-6
 
 
 def test_uninformative_imagenet_gets_little_weight() -> None:
     rng = np.random.default_rng(2)
-    informative = fit_place_weights(*_gallery(rng, informative_imagenet=True))[1]
-    noise = fit_place_weights(*_gallery(rng, informative_imagenet=False))[1]
+    informative = fit_imagenet_weight(*_gallery(rng, informative_imagenet=True))
+    noise = fit_imagenet_weight(*_gallery(rng, informative_imagenet=False))
     assert noise < informative / 3
