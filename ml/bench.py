@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.text.encoders import default_encoders
+from ml.text.encoders import encoders_from_settings
 from ml.text.search import LandmarkText, TextSearch
 from storage.dataset_import import read_landmarks
 from storage.schemas import Job
@@ -31,7 +31,7 @@ def bench_text_search(folder: Path, repeats: int = 5) -> dict[str, float]:
     landmarks = [LandmarkText.from_row(fields) for fields in read_landmarks(folder)]
     queries = read_text_queries(folder)
     started = time.perf_counter()
-    search = TextSearch(landmarks, default_encoders())
+    search = TextSearch(landmarks, encoders_from_settings())
     build_ms = 1000 * (time.perf_counter() - started)
     for encoder in search.encoders:  # warm-up: the encoders load lazily
         encoder.encode(["warm-up"])

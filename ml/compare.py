@@ -19,7 +19,7 @@ from ml.indexer import IndexModels
 from ml.models.image_embedder import EmbedderConfig, ImageEmbedder
 from ml.models.local_features import LocalFeatureConfig, LocalFeatureMatcher
 from ml.report import stage_costs
-from ml.text.encoders import default_encoders
+from ml.text.encoders import encoders_from_settings
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ COLUMNS = ("landmark_p_at_1", "landmark_p_at_5", "gap", "retrieval_recall_at_20"
 async def compare(folder: Path, names: list[str] | None = None,
                   on_done: Callable[[Variant, EvalReport], None] | None = None) -> list[tuple[Variant, EvalReport]]:
     chosen = [v for v in VARIANTS if not names or v.name in names]
-    encoders = default_encoders()
+    encoders = encoders_from_settings()
     results = []
     for variant in chosen:
         models = IndexModels(ImageEmbedder(variant.embedder), LocalFeatureMatcher(variant.local), encoders,

@@ -29,7 +29,7 @@ from ml.models.image_embedder import Embedding, ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher
 from ml.models.place_categories import place_category_proba
 from ml.recognize import Recognizer
-from ml.text.encoders import default_encoders
+from ml.text.encoders import encoders_from_settings
 from ml.text.search import TextSearch
 from storage.dataset_import import import_dataset
 from storage.db import create_engine, create_session_factory
@@ -96,7 +96,7 @@ async def evaluate(folder: Path, progress: Callable[[str, int, int], None] | Non
             store = PhotoStore(settings.photos_dir)
             await import_dataset(folder, repos, store,
                                  progress=(lambda d, t: progress("import", d, t)) if progress else None)
-            models = models or IndexModels(ImageEmbedder(), LocalFeatureMatcher(), default_encoders())
+            models = models or IndexModels(ImageEmbedder(), LocalFeatureMatcher(), encoders_from_settings())
             started = time.perf_counter()
             outcome = await build_index(repos, store, models, settings.index_dir,
                                         control=BuildControl(progress=progress))

@@ -29,7 +29,7 @@ from bot.locales import Texts
 from bot.rendering import escape, landmark_name
 from bot.services import gallery_admin
 from bot.services.admins import IsAdmin
-from bot.services.gallery_admin import GalleryChangeFailed, PendingAdd
+from bot.services.gallery_admin import GalleryChangeFailed, PendingAdd, exact_landmarks
 from bot.settings import BotSettings
 from storage.schemas import CATEGORIES, GalleryChange, Job
 from storage.services import Services
@@ -216,13 +216,15 @@ async def on_remove(message: Message, command: CommandObject, services: Services
         await remove_photo(message, services, texts, int(words[1]))
         return
     query = " ".join(words)
-    rows = await services.repos.get_landmarks()
-    folded = query.casefold()
-    landmark = rows.get(query) or next((row for row in rows.values() if folded in
-                                        {(n or "").casefold() for n in (row.name_en, row.name_ru)}), None)
-    if landmark is None:
+    matches = exact_landmarks(await services.repos.get_landmarks(), query)  # never a fuzzy match: removal is final
+    if not matches:
         await message.answer(texts("remove_not_found", query=escape(query)))
         return
+    if len(matches) > 1:
+        await message.answer(texts("remove_ambiguous", query=escape(query),
+                                   ids=", ".join(f"<code>{escape(row.id)}</code>" for row in matches)))
+        return
+    landmark = matches[0]
     photo_ids = await services.repos.gallery_photo_ids(landmark.id)
     change = await _apply_removal(message, services, texts, photo_ids,
                                   Job.gallery(remove_landmark_ids=[landmark.id]))

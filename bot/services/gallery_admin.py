@@ -84,17 +84,22 @@ def _folded(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
+def exact_landmarks(rows: dict[str, Landmark], query: str) -> list[Landmark]:
+    """The landmarks whose id is `query`, or whose name or alias is `query` up to case and spacing."""
+    if query in rows:
+        return [rows[query]]
+    wanted = _folded(query)
+    return [row for row in rows.values()
+            if wanted in {_folded(name) for name in (row.name_en, row.name_ru, *(row.aliases or [])) if name}]
+
+
 async def find_landmarks(services: Services, query: str, timeout: float) -> tuple[list[Landmark], bool]:
     """The landmarks a name may mean, and whether the match is exact (its id, or a name spelled out in full).
 
     Only an exact match is safe to act on without asking: "Test Cathedral" must not land in
     "St Basil's Cathedral" because the search finds the word."""
     rows = await services.repos.get_landmarks()
-    if query in rows:
-        return [rows[query]], True
-    wanted = _folded(query)
-    exact = [row for row in rows.values()
-             if wanted in {_folded(name) for name in (row.name_en, row.name_ru, *(row.aliases or [])) if name}]
+    exact = exact_landmarks(rows, query)
     if exact:
         return exact, len(exact) == 1
     result = await services.queue.submit(Job.search(query, 5), timeout=timeout)

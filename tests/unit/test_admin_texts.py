@@ -1,4 +1,5 @@
-"""What admins read: reindex progress in every state, /stats, and ids for landmarks created from Telegram."""
+"""What admins read and type: reindex progress in every state, /stats, ids for landmarks created from Telegram,
+and which landmark a name in /add or /remove means."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import time
 
 from bot.locales import Texts
 from bot.rendering import reindex_text
-from bot.services.gallery_admin import new_landmark_id
+from bot.services.gallery_admin import exact_landmarks, new_landmark_id
+from storage.models import Landmark
 from storage.schemas import ReindexState
 
 EN, RU = Texts("en"), Texts("ru")
@@ -43,3 +45,19 @@ def test_new_landmark_ids_are_ascii_slugs_and_unique() -> None:
     assert new_landmark_id("Храм Христа Спасителя", set()) == "hram_hrista_spasitelja"
     assert new_landmark_id("Château de Sceaux", set()) == "chateau_de_sceaux"
     assert new_landmark_id("🙂", set()) == "landmark"
+
+
+def test_exact_landmarks_match_id_names_and_aliases_never_a_part_of_a_name() -> None:
+    rows = {
+        "st_basils": Landmark(id="st_basils", name_en="St Basil's Cathedral", name_ru="Храм Василия Блаженного",
+                              aliases=["Pokrovsky Cathedral"]),
+        "notre_dame": Landmark(id="notre_dame", name_en="Notre-Dame de Paris", name_ru="Собор Парижской Богоматери",
+                               aliases=[]),
+        "twin_a": Landmark(id="twin_a", name_en="Old Tower", name_ru=None, aliases=[]),
+        "twin_b": Landmark(id="twin_b", name_en="Old  tower", name_ru=None, aliases=None),
+    }
+    assert [row.id for row in exact_landmarks(rows, "notre_dame")] == ["notre_dame"]
+    assert [row.id for row in exact_landmarks(rows, "  pokrovsky   CATHEDRAL ")] == ["st_basils"]
+    assert [row.id for row in exact_landmarks(rows, "храм василия блаженного")] == ["st_basils"]
+    assert exact_landmarks(rows, "Cathedral") == []  # a word of a name is a search, not a match
+    assert sorted(row.id for row in exact_landmarks(rows, "old tower")) == ["twin_a", "twin_b"]
