@@ -119,13 +119,18 @@ def reindex_cmd(full: bool = typer.Option(False, "--full", help="Embed every pho
         console.print(f"index {state.version}: {state.n_photos} photos, {state.n_landmarks} landmarks, "
                       f"{state.embedded} embedded, {state.images_per_second} images/s overall, {state.seconds} s")
         figures = state.figures
-        console.print(f"gallery leave-one-out: P@1 {figures.get('loo_p_at_1')}, accepted {figures.get('loo_accepted')},"
-                      f" unknowns rejected {figures.get('loo_unknown_rejection')}")
+        console.print("gallery leave-one-out: " + ", ".join(
+            f"{label} {_share(figures.get(key))}" for label, key in
+            (("P@1", "loo_p_at_1"), ("accepted", "loo_accepted"), ("unknowns rejected", "loo_unknown_rejection"))))
     for skipped in state.skipped:
         console.print(f"[yellow]skipped[/yellow] {skipped}")
 
 
 REINDEX_STAGES = {"embed": "embed photos", "calibrate": "calibrate", "text": "text vectors", "save": "save"}
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _text_encoders():  # type: ignore[no-untyped-def]
