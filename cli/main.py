@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
@@ -141,10 +142,8 @@ def _text_encoders():  # type: ignore[no-untyped-def]
 
 def _index_models():  # type: ignore[no-untyped-def]
     from ml.indexer import IndexModels
-    from ml.models.image_embedder import ImageEmbedder
-    from ml.models.local_features import LocalFeatureMatcher
 
-    return IndexModels(ImageEmbedder(), LocalFeatureMatcher(), _text_encoders())
+    return IndexModels.default()
 
 
 app.command("index", help="Same as reindex.")(reindex_cmd)
@@ -218,6 +217,8 @@ def search_cmd(text: str = typer.Argument(..., help="A landmark name in Russian 
 def eval_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
              json_path: Path = typer.Option(None, "--json", help="Write the metrics as JSON here."),
              report_dir: Path = typer.Option(None, "--report", help="Write tables, curves and plots (PNG) here."),
+             resplits: int = typer.Option(0, "--resplits", min=0, help="Also run N random re-splits of the same "
+                                          "photos and print each bar's spread (about 30 s each on 2 cores)."),
              ) -> None:
     """Run the dataset's protocol (index its gallery, send every query) in a temporary store."""
     from ml.evaluate import evaluate
@@ -226,6 +227,7 @@ def eval_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
     with progress_bar() as update:
         report = asyncio.run(evaluate(folder, progress=update))
     metrics = report.metrics()
+    spread = _resplit_spread(folder, metrics, resplits) if resplits else None
     table = Table(title=f"evaluation on {folder}")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -244,11 +246,28 @@ def eval_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
     console.print(landmarks)
     console.print("cost per stage (ms, mean / p95): " + ", ".join(
         f"{stage} {cost['mean_ms']:.0f} / {cost['p95_ms']:.0f}" for stage, cost in stage_costs(report.outcomes).items()))
+    if spread:
+        table = Table(title=f"the same photos dealt again: {resplits} random re-splits (each landmark keeps its "
+                            "number of gallery and query photos)")
+        for column in ("metric", "dataset split", "mean", "sd", "min", "max"):
+            table.add_column(column, justify="left" if column == "metric" else "right")
+        for row in spread:
+            table.add_row(row.figure, *(f"{v:.3f}" for v in (row.dataset_split, row.mean, row.sd, row.low, row.high)))
+        console.print(table)
     if json_path:
-        json_path.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+        saved = {**metrics, "resplits": [asdict(row) for row in spread]} if spread else metrics
+        json_path.write_text(json.dumps(saved, indent=2), encoding="utf-8")
     if report_dir:
         written = write_report(report_dir, folder, metrics, report.outcomes, report.names, report.threshold)
         console.print(f"report: {len(written)} files in {report_dir}")
+
+
+def _resplit_spread(folder: Path, metrics: dict, count: int) -> list:  # type: ignore[type-arg]
+    from ml.resplit import evaluate_resplits, spreads
+
+    with progress_bar() as update:
+        results = asyncio.run(evaluate_resplits(folder, count, progress=update))
+    return spreads(metrics, results)
 
 
 COMPARE_HEADERS = {"landmark_p_at_1": "P@1", "landmark_p_at_5": "P@5", "gap": "GAP", "retrieval_recall_at_20": "R@20",

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.index.bundle import IndexBundle
+from ml.index.embedding_cache import EmbeddingCache
 from ml.indexer import BuildControl, IndexModels, build_index
 from ml.metrics import (
     expected_calibration_error,
@@ -25,13 +26,11 @@ from ml.metrics import (
     precision_at_k,
 )
 from ml.models.heads import train_linear_head
-from ml.models.image_embedder import Embedding, ImageEmbedder
-from ml.models.local_features import LocalFeatureMatcher
+from ml.models.image_embedder import Embedding
 from ml.models.place_categories import place_category_proba
 from ml.recognize import Recognizer
-from ml.text.encoders import encoders_from_settings
 from ml.text.search import TextSearch
-from storage.dataset_import import import_dataset
+from storage.dataset_import import SplitPhoto, import_dataset
 from storage.db import create_engine, create_session_factory
 from storage.images import decode_image
 from storage.migrate import upgrade_async
@@ -84,8 +83,11 @@ def read_queries(folder: Path) -> list[tuple[str, str | None]]:
 
 
 async def evaluate(folder: Path, progress: Callable[[str, int, int], None] | None = None,
-                   models: IndexModels | None = None) -> EvalReport:
-    queries = read_queries(folder)
+                   models: IndexModels | None = None, split: list[SplitPhoto] | None = None,
+                   embeddings: EmbeddingCache | None = None) -> EvalReport:
+    """`split` deals the roles instead of the folder's split.csv; `embeddings` lets several runs share the
+    gallery's embeddings."""
+    queries = read_queries(folder) if split is None else [(p.image, p.landmark_id) for p in split if p.role == "query"]
     with tempfile.TemporaryDirectory(prefix="landmarks-eval-") as tmp:
         settings = StorageSettings(data_dir=Path(tmp), database_url=None, redis_url=None)
         settings.ensure_dirs()
@@ -94,11 +96,11 @@ async def evaluate(folder: Path, progress: Callable[[str, int, int], None] | Non
         try:
             repos = Repositories(create_session_factory(engine))
             store = PhotoStore(settings.photos_dir)
-            await import_dataset(folder, repos, store,
+            await import_dataset(folder, repos, store, split=split,
                                  progress=(lambda d, t: progress("import", d, t)) if progress else None)
-            models = models or IndexModels(ImageEmbedder(), LocalFeatureMatcher(), encoders_from_settings())
+            models = models or IndexModels.default()
             started = time.perf_counter()
-            outcome = await build_index(repos, store, models, settings.index_dir,
+            outcome = await build_index(repos, store, models, settings.index_dir, embeddings=embeddings,
                                         control=BuildControl(progress=progress))
             index_seconds = time.perf_counter() - started
             landmarks = await repos.get_landmarks()

@@ -38,7 +38,7 @@ from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
 from ml.models.place_categories import fit_imagenet_weight
 from ml.recognize import QueryEvidence, extract_features, gather_evidence
 from ml.settings import MLSettings
-from ml.text.encoders import TextEncoder
+from ml.text.encoders import TextEncoder, encoders_from_settings
 from ml.text.search import LandmarkText, TextCorpus
 from storage.images import ImageRejected, decode_image
 from storage.photo_store import PhotoStore
@@ -69,6 +69,11 @@ class IndexModels:
     text_encoders: list[TextEncoder]
     expansion: ExpansionConfig = field(default_factory=ExpansionConfig)
     whitening: bool = True  # PCA whitening learned on the gallery at each build
+
+    @classmethod
+    def default(cls) -> IndexModels:
+        """The models a deployment runs: the default image models and the configured text encoders."""
+        return cls(ImageEmbedder(), LocalFeatureMatcher(), encoders_from_settings())
 
     @property
     def signature(self) -> str:

@@ -11,6 +11,7 @@ import csv
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from storage.images import ImageRejected, decode_image, sha256_of
 from storage.photo_store import PhotoStore
@@ -19,6 +20,14 @@ from storage.schemas import normalise_category
 
 DISTRACTOR_FOLDER = "_distractor"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+
+
+class SplitPhoto(NamedTuple):
+    """A row of split.csv: the image's path in the dataset folder, its landmark (None: a distractor), its role."""
+
+    image: str
+    landmark_id: str | None
+    role: str
 
 
 @dataclass
@@ -56,18 +65,18 @@ def read_landmarks(folder: Path) -> list[dict]:
         ]
 
 
-def list_photos(folder: Path, roles: set[str]) -> list[tuple[str, str | None, str]]:
-    """(relative image path, landmark id or None, role) for the photos to import."""
+def list_photos(folder: Path, roles: set[str]) -> list[SplitPhoto]:
+    """The photos to import: split.csv's rows in `roles`, or without a split every image as a gallery photo."""
     split = folder / "split.csv"
     if split.exists():
         with open(split, encoding="utf-8") as handle:
             rows = [r for r in csv.DictReader(handle) if r["role"] in roles]
-        return [(r["image"], r["landmark_id"] or None, r["role"]) for r in rows]
+        return [SplitPhoto(r["image"], r["landmark_id"] or None, r["role"]) for r in rows]
     photos = []
     for path in sorted((folder / "images").glob("*/*")):
         if path.suffix.lower() in IMAGE_SUFFIXES:
             landmark = None if path.parent.name == DISTRACTOR_FOLDER else path.parent.name
-            photos.append((str(path.relative_to(folder)), landmark, "gallery"))
+            photos.append(SplitPhoto(str(path.relative_to(folder)), landmark, "gallery"))
     return photos
 
 
@@ -77,8 +86,10 @@ async def import_dataset(
     store: PhotoStore,
     *,
     roles: set[str] | None = None,
+    split: list[SplitPhoto] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
+    """`split` replaces the folder's split.csv (the evaluation's re-splits deal the roles again)."""
     report = ImportReport(photos_rejected=[])
     known = set()
     for fields in read_landmarks(folder):
@@ -87,7 +98,8 @@ async def import_dataset(
             report.landmarks_added += 1
         else:
             report.landmarks_updated += 1
-    photos = list_photos(folder, roles or {"gallery"})
+    roles = roles or {"gallery"}
+    photos = [p for p in split if p.role in roles] if split is not None else list_photos(folder, roles)
     for done, (relative, landmark_id, _role) in enumerate(photos, start=1):
         data = (folder / relative).read_bytes()
         digest = sha256_of(data)

@@ -1,4 +1,4 @@
-"""Dataset import into a real database and photo store: only gallery photos, idempotent."""
+"""Dataset import into a real database and photo store: only gallery photos (of split.csv, or of a re-split), idempotent."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from ml.resplit import random_split, read_split
 from storage.dataset_import import import_dataset
 from storage.db import create_engine, create_session_factory
+from storage.images import sha256_of
 from storage.migrate import upgrade_async
 from storage.photo_store import PhotoStore
 from storage.repositories import Repositories
@@ -47,3 +49,21 @@ async def test_import_on_sqlite_is_idempotent(dataset: Path, tmp_path: Path) -> 
 @pytest.mark.asyncio
 async def test_import_on_postgresql_is_idempotent(dataset: Path, tmp_path: Path, postgres_url: str) -> None:
     await _import_twice(dataset, StorageSettings(data_dir=tmp_path, database_url=postgres_url, redis_url=None))
+
+
+@pytest.mark.asyncio
+async def test_a_resplit_imports_the_photos_it_deals_to_the_gallery(dataset: Path, tmp_path: Path) -> None:
+    settings = StorageSettings(data_dir=tmp_path, database_url=None, redis_url=None)
+    await upgrade_async(database_url=settings.resolved_database_url)
+    engine = create_engine(settings)
+    try:
+        repos = Repositories(create_session_factory(engine))
+        split = random_split(read_split(dataset), seed=7)
+        await import_dataset(dataset, repos, PhotoStore(settings.photos_dir), split=split)
+        dealt = {sha256_of((dataset / p.image).read_bytes()): p.landmark_id for p in split if p.role == "gallery"}
+        assert {p.sha256: p.landmark_id for p in await repos.gallery_photos()} == dealt
+        with open(dataset / "split.csv", encoding="utf-8") as handle:
+            assert set(dealt) != {sha256_of((dataset / r["image"]).read_bytes())
+                                  for r in csv.DictReader(handle) if r["role"] == "gallery"}
+    finally:
+        await engine.dispose()
