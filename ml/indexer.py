@@ -244,7 +244,8 @@ def _evidence_of(bundle: IndexBundle, matcher: LocalFeatureMatcher,
                  queries: list[_CalibrationQuery]) -> Iterator[QueryEvidence]:
     """The queries' evidence in order, two at a time: verification is mostly single-threaded numpy and
     OpenCV work, so with BLAS held to one thread per call two calls fill the two cores (~30 % faster than one
-    call with a two-thread BLAS, with the same inlier counts)."""
+    call with a two-thread BLAS, with the same inlier counts). The BLAS limit is process-wide: answers the
+    worker serves meanwhile verify on one BLAS thread too, a few milliseconds slower, for these seconds only."""
     def gather(query: _CalibrationQuery) -> QueryEvidence:
         return gather_evidence(bundle, matcher, query.vector, query.local, exclude_rows=query.exclude_rows,
                                head_log_proba=query.head_log_proba)
