@@ -114,6 +114,11 @@ def reindex_text(state: ReindexState, texts: Texts) -> str:
                      rate=f"{state.images_per_second or 0:.1f}", p1=_figure(figures.get("loo_p_at_1")),
                      accepted=_figure(figures.get("loo_accepted")),
                      rejected=_figure(figures.get("loo_unknown_rejection")))
+        if figures.get("held_back_photos"):
+            text += texts("reindex_held_back", count=f"{figures['held_back_photos']:.0f}",
+                          p1=_figure(figures.get("held_back_p_at_1")), p5=_figure(figures.get("held_back_p_at_5")),
+                          rejected=_figure(figures.get("held_back_distractor_rejection")),
+                          false_rejected=_figure(figures.get("held_back_false_rejection")))
     if state.skipped:
         items = "\n".join(f"• {escape(item[:200])}" for item in state.skipped[:MAX_SKIPPED_SHOWN])
         text += texts("reindex_skipped", count=len(state.skipped), items=items)

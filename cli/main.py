@@ -63,7 +63,10 @@ async def _with_services(work):  # type: ignore[no-untyped-def]
 
 
 @app.command("import")
-def import_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False)) -> None:
+def import_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
+               held_back: bool = typer.Option(False, "--held-back", help="Also store split.csv's query photos, held "
+                                              "back: never indexed, recognised after each reindex to measure it."),
+               ) -> None:
     """Import a dataset folder (images/<landmark_id>/..., landmarks.csv, optional split.csv)."""
     from storage.dataset_import import import_dataset
     from storage.migrate import upgrade
@@ -73,6 +76,7 @@ def import_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False))
     async def work(services):  # type: ignore[no-untyped-def]
         with progress_bar() as update:
             return await import_dataset(folder, services.repos, services.photos,
+                                        roles={"gallery", "query"} if held_back else {"gallery"},
                                         progress=lambda d, t: update("import photos", d, t))
 
     report = asyncio.run(_with_services(work))
@@ -123,11 +127,18 @@ def reindex_cmd(full: bool = typer.Option(False, "--full", help="Embed every pho
         console.print("gallery leave-one-out: " + ", ".join(
             f"{label} {_share(figures.get(key))}" for label, key in
             (("P@1", "loo_p_at_1"), ("accepted", "loo_accepted"), ("unknowns rejected", "loo_unknown_rejection"))))
+        if figures.get("held_back_photos"):
+            console.print(f"held-back photos ({figures['held_back_photos']:.0f}): " + ", ".join(
+                f"{label} {_share(figures.get(key))}" for label, key in
+                (("P@1", "held_back_p_at_1"), ("P@5", "held_back_p_at_5"),
+                 ("distractors rejected", "held_back_distractor_rejection"),
+                 ("landmarks wrongly rejected", "held_back_false_rejection"))))
     for skipped in state.skipped:
         console.print(f"[yellow]skipped[/yellow] {skipped}")
 
 
-REINDEX_STAGES = {"embed": "embed photos", "calibrate": "calibrate", "text": "text vectors", "save": "save"}
+REINDEX_STAGES = {"embed": "embed photos", "calibrate": "calibrate", "held_back": "held-back photos",
+                  "text": "text vectors", "save": "save"}
 
 
 def _share(value: float | None) -> str:

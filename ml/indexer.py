@@ -27,6 +27,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ml.fusion import fit_fusion, probabilities
+from ml.held_back import measure_held_back
 from ml.index.bundle import IndexBundle, LandmarkInfo
 from ml.index.embedding_cache import EmbeddingCache, PhotoEmbedding
 from ml.index.expansion import ExpansionConfig, augment_database
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 # Bump when the build itself changes (what is fitted, how), so "nothing new" does not keep an index made the old way.
 BUILD_METHOD = 3  # 2: fusion temperature, ImageNet evidence for unknown places; 3: PCA whitening
 CALIBRATION_THREADS = 2  # the machine the bars are set on has two cores
-Progress = Callable[[str, int, int], None]  # (stage, done, total): "embed", then "calibrate"
+Progress = Callable[[str, int, int], None]  # (stage, done, total): embed, calibrate, held_back, text, save
 
 
 class EmptyGallery(RuntimeError):
@@ -113,7 +114,7 @@ class EmbeddedGallery:
 
 def embed_photos(
     photos: list[GalleryPhoto], store: PhotoStore, models: IndexModels, cache: EmbeddingCache | None = None,
-    control: BuildControl | None = None, refresh: bool = False,
+    control: BuildControl | None = None, refresh: bool = False, stage: str = "embed",
 ) -> EmbeddedGallery:
     """Embeds what decodes (from the cache when it can, unless `refresh` asks to embed every photo again and
     overwrite the cache); corrupt photos are skipped and listed, never fatal."""
@@ -130,7 +131,7 @@ def embed_photos(
             except (ImageRejected, OSError) as exc:
                 skipped.append(f"photo {photo.id} ({Path(photo.path).name}): {exc}")
                 log.warning("index.photo_skipped photo_id=%s reason=%s", photo.id, exc)
-                control.report("embed", done, len(photos))
+                control.report(stage, done, len(photos))
                 continue
             global_embedding, local_features, _, _ = extract_features(models.embedder, models.matcher, image)
             cached = PhotoEmbedding(global_embedding.vector, global_embedding.imagenet_logits, local_features)
@@ -139,7 +140,7 @@ def embed_photos(
                 cache.put(photo.sha256, cached)
         kept.append(photo)
         rows.append(cached)
-        control.report("embed", done, len(photos))
+        control.report(stage, done, len(photos))
     return EmbeddedGallery(
         photos=kept,
         vectors=np.stack([r.vector for r in rows]) if rows else np.zeros((0, 1), np.float32),
@@ -295,9 +296,11 @@ def landmark_infos(rows: dict) -> dict[str, LandmarkInfo]:  # type: ignore[type-
 
 
 def content_signature(photos: list[GalleryPhoto], landmarks: dict[str, LandmarkText], models: IndexModels,
-                      false_accept_rate: float) -> str:
-    """What an index is made of; the same signature twice means a rebuild would give the same index."""
+                      false_accept_rate: float, held_back: list[GalleryPhoto] = ()) -> str:  # type: ignore[assignment]
+    """What an index and its figures are made of; the same signature twice means a rebuild would give the same
+    index, measured on the same held-back photos."""
     content = {
+        "held_back": sorted((p.sha256, p.landmark_id or "") for p in held_back),
         "build": BUILD_METHOD,
         "models": [models.signature, *sorted(e.model_id for e in models.text_encoders)],
         "expansion": models.expansion.to_dict(),
@@ -339,10 +342,11 @@ async def build_index(
     control = control or BuildControl()
     rate = MLSettings().open_set_false_accept_rate if false_accept_rate is None else false_accept_rate
     photos = await repos.gallery_photos()
+    held_back = await repos.held_back_photos()
     rows = await repos.get_landmarks()
     with_photos = {p.landmark_id for p in photos}
     texts = {k: LandmarkText.from_row(v) for k, v in rows.items() if k in with_photos}  # search finds what it can show
-    signature = content_signature(photos, texts, models, rate)
+    signature = content_signature(photos, texts, models, rate, held_back)
     active = await repos.active_index()
     if not full and active is not None and (active.stats or {}).get("content_signature") == signature:
         log.info("index.unchanged version=%s", active.version)
@@ -356,6 +360,13 @@ async def build_index(
     t_embed = time.perf_counter() - started
     bundle = await asyncio.to_thread(build_bundle, gallery, landmarks, models.embedder, models.matcher, rate,
                                      control, models.expansion, models.whitening)
+    if held_back:
+        measured = await asyncio.to_thread(embed_photos, held_back, store, models, embeddings, control, full,
+                                           "held_back")
+        bundle.stats.update(await asyncio.to_thread(
+            measure_held_back, bundle, models.embedder, models.matcher,
+            [p.landmark_id for p in measured.photos], measured.vectors, measured.imagenet_logits, measured.local))
+        skipped = [*skipped, *(f"held back {line}" for line in measured.skipped)]
     control.report("text", 0, 1)
     bundle.text = await asyncio.to_thread(TextCorpus.build, list(texts.values()), models.text_encoders)
     control.report("text", 1, 1)

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 
+from ml.held_back import FIGURES as HELD_BACK_FIGURES
 from ml.index.embedding_cache import EmbeddingCache
 from ml.indexer import (
     BuildControl,
@@ -36,7 +37,7 @@ from storage.services import Services
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
-FIGURES = ("loo_p_at_1", "loo_accepted", "loo_unknown_rejection")
+FIGURES = ("loo_p_at_1", "loo_accepted", "loo_unknown_rejection", *HELD_BACK_FIGURES)
 
 
 async def run_locked(services: Services, models: IndexModels, job_id: str, full: bool,

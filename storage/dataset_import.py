@@ -1,7 +1,8 @@
 """Import a dataset folder in the `../shared/datasets` format into the gallery.
 
 images/<landmark_id>/*.jpg, landmarks.csv, optional split.csv (then only `gallery`
-photos enter, and distractor gallery photos are kept to calibrate rejection). Photos are
+photos enter, and distractor gallery photos are kept to calibrate rejection; with the `query` role
+asked for too, query photos enter held back: never indexed, recognised after each build to measure it). Photos are
 copied into the photo store by content hash, so a second import adds nothing.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from storage.images import ImageRejected, decode_image, sha256_of
+from storage.models import HELD_BACK
 from storage.photo_store import PhotoStore
 from storage.repositories import Repositories
 from storage.schemas import normalise_category
@@ -100,7 +102,7 @@ async def import_dataset(
             report.landmarks_updated += 1
     roles = roles or {"gallery"}
     photos = [p for p in split if p.role in roles] if split is not None else list_photos(folder, roles)
-    for done, (relative, landmark_id, _role) in enumerate(photos, start=1):
+    for done, (relative, landmark_id, photo_role) in enumerate(photos, start=1):
         data = (folder / relative).read_bytes()
         digest = sha256_of(data)
         if await repos.photo_exists(digest):
@@ -115,8 +117,9 @@ async def import_dataset(
                 report.photos_rejected.append(f"{relative}: landmark {landmark_id} is not in landmarks.csv")
                 continue
             path = store.put(data, digest, Path(relative).suffix.lower() or ".jpg")
+            role = HELD_BACK if photo_role == "query" else "gallery" if landmark_id else "distractor"
             added = await repos.add_photo(
-                sha256=digest, landmark_id=landmark_id, role="gallery" if landmark_id else "distractor",
+                sha256=digest, landmark_id=landmark_id, role=role,
                 path=store.relative(path), width=image.width, height=image.height, source=relative,
             )
             report.photos_added += int(added)

@@ -48,8 +48,13 @@ class Landmark(Base):
     photos: Mapped[list[Photo]] = relationship(back_populates="landmark")
 
 
+HELD_BACK = "held_back"  # a photo role: kept out of the index, recognised after each build to measure it
+
+
 class Photo(Base):
-    """A stored image; `landmark_id` is NULL for distractors kept to calibrate rejection."""
+    """A stored image; `landmark_id` is NULL for distractors kept to calibrate rejection.
+
+    `role`: gallery or distractor (indexed), held_back (measures the index), removed, or a user's photo."""
 
     __tablename__ = "photos"
 

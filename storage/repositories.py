@@ -9,6 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import (
+    HELD_BACK,
     Admin,
     Feedback,
     IndexVersion,
@@ -82,8 +83,15 @@ class Repositories:
             return True
 
     async def gallery_photos(self) -> list[GalleryPhoto]:
+        return await self._photos_in(("gallery", "distractor"))
+
+    async def held_back_photos(self) -> list[GalleryPhoto]:
+        """Photos kept out of the index to measure it after each build (landmark None: a distractor)."""
+        return await self._photos_in((HELD_BACK,))
+
+    async def _photos_in(self, roles: tuple[str, ...]) -> list[GalleryPhoto]:
         async with self.sessions() as session:
-            rows = await session.scalars(select(Photo).where(Photo.role.in_(("gallery", "distractor"))).order_by(Photo.id))
+            rows = await session.scalars(select(Photo).where(Photo.role.in_(roles)).order_by(Photo.id))
             return [GalleryPhoto(p.id, p.sha256, p.landmark_id, p.path) for p in rows.all()]
 
     async def count_gallery(self) -> tuple[int, int]:

@@ -33,6 +33,13 @@ def test_final_states_say_what_serves() -> None:
                         EN)
     assert done.startswith("✅") and "v-new" in done and "110 photos of 23 landmarks" in done and "P@1 99%" in done
     assert "Skipped 1 photo" in done and "&lt;b&gt;" in done  # the reason is escaped for HTML
+    assert "Held-back" not in done  # no held-back photos, no line about them
+    measured = _state(status="done", version="v-new", n_photos=110, n_landmarks=23, seconds=40.0,
+                      figures={"held_back_photos": 66.0, "held_back_p_at_1": 0.957, "held_back_p_at_5": 0.978,
+                               "held_back_distractor_rejection": 1.0, "held_back_false_rejection": 0.087})
+    assert "Held-back photos (66): P@1 96%, P@5 98%, distractors rejected 100%, landmarks wrongly rejected 9%" \
+        in reindex_text(measured, EN)
+    assert "Отложенные фото (66): P@1 96%" in reindex_text(measured, RU)
     assert reindex_text(_state(status="unchanged", version="v-old", seconds=0.1), EN).startswith("✅ Nothing new")
     assert "v-old keeps serving" in reindex_text(_state(status="cancelled"), EN)
     failed = reindex_text(_state(status="failed", error="OSError: disk <full>"), EN)

@@ -1,5 +1,6 @@
 """Reindex on a small real gallery: embeddings reused by content hash, nothing rebuilt when nothing
-changed, a corrupt photo skipped and listed, one reindex at a time, cancel leaves the old index."""
+changed, a corrupt photo skipped and listed, one reindex at a time, cancel leaves the old index, held-back
+photos measure each new index."""
 
 from __future__ import annotations
 
@@ -180,3 +181,41 @@ async def test_threshold_and_temperature_come_from_the_gallery_only(dataset: Pat
     assert one.threshold is not None and one.threshold == other.threshold
     assert one.fusion_temperature is not None and one.fusion_temperature == other.fusion_temperature
     assert [o["query"] for o in one.outcomes] != [o["query"] for o in other.outcomes]
+
+
+async def test_held_back_photos_measure_each_new_index_and_never_enter_it(services: Services, models: IndexModels,
+                                                                          dataset: Path) -> None:
+    from ml.index.bundle import IndexBundle
+    from ml.recognize import Recognizer
+    from ml.resplit import read_split
+    from storage.dataset_import import SplitPhoto
+    from storage.images import decode_image
+
+    chosen = {p.landmark_id for p in await services.repos.gallery_photos()}
+    queries = [p for p in read_split(dataset) if p.role == "query"]
+    split = [SplitPhoto(str((dataset / p.image).resolve()), p.landmark_id, p.role)
+             for p in [q for q in queries if q.landmark_id in chosen] + [q for q in queries if not q.landmark_id][:3]]
+    await import_dataset(dataset, services.repos, services.photos, roles={"query"}, split=split)
+    held_back = await services.repos.held_back_photos()
+    assert len(held_back) == len(split)
+
+    state = await _reindex(services, models)
+    assert state.status == "done"
+    bundle = IndexBundle.load(Path((await services.repos.active_index()).path))
+    assert not {p.id for p in held_back} & set(bundle.photo_ids)  # measured, never indexed
+    recognizer = Recognizer(models.embedder, models.matcher, bundle)  # what the worker would answer, from the photos
+    answers = {p.id: recognizer.recognize(decode_image(services.photos.read(p.path))) for p in held_back}
+    known = [p for p in held_back if p.landmark_id]
+    top1 = sum(answers[p.id].landmarks[0].landmark_id == p.landmark_id for p in known) / len(known)
+    rejected = sum(not answers[p.id].recognized for p in held_back if not p.landmark_id) / (len(held_back) - len(known))
+    figures = state.figures
+    assert figures["held_back_photos"] == len(held_back)
+    assert figures["held_back_p_at_1"] == pytest.approx(top1)
+    assert figures["held_back_distractor_rejection"] == pytest.approx(rejected)
+    assert figures["held_back_false_rejection"] == pytest.approx(
+        sum(not answers[p.id].recognized for p in known) / len(known))
+
+    assert (await _reindex(services, models)).status == "unchanged"
+    await services.repos.set_photo_role([held_back[0].id], "removed")
+    fewer = await _reindex(services, models)  # the held-back set changed: the figures are measured again
+    assert fewer.status == "done" and fewer.figures["held_back_photos"] == len(held_back) - 1
