@@ -114,15 +114,21 @@ def reindex_text(state: ReindexState, texts: Texts) -> str:
                      rate=f"{state.images_per_second or 0:.1f}", p1=_figure(figures.get("loo_p_at_1")),
                      accepted=_figure(figures.get("loo_accepted")),
                      rejected=_figure(figures.get("loo_unknown_rejection")))
-        if figures.get("held_back_photos"):
-            text += texts("reindex_held_back", count=f"{figures['held_back_photos']:.0f}",
-                          p1=_figure(figures.get("held_back_p_at_1")), p5=_figure(figures.get("held_back_p_at_5")),
-                          rejected=_figure(figures.get("held_back_distractor_rejection")),
-                          false_rejected=_figure(figures.get("held_back_false_rejection")))
+        text += held_back_text(figures, texts)
     if state.skipped:
         items = "\n".join(f"• {escape(item[:200])}" for item in state.skipped[:MAX_SKIPPED_SHOWN])
         text += texts("reindex_skipped", count=len(state.skipped), items=items)
     return text
+
+
+def held_back_text(figures: dict, texts: Texts) -> str:  # type: ignore[type-arg]
+    """The index measured on the gallery's held-back photos, as a line to append; empty when it has none."""
+    if not figures.get("held_back_photos"):
+        return ""
+    return texts("reindex_held_back", count=f"{figures['held_back_photos']:.0f}",
+                 p1=_figure(figures.get("held_back_p_at_1")), p5=_figure(figures.get("held_back_p_at_5")),
+                 rejected=_figure(figures.get("held_back_distractor_rejection")),
+                 false_rejected=_figure(figures.get("held_back_false_rejection")))
 
 
 def stats_text(stats: UsageStats, texts: Texts, index: IndexVersion | None, queue_length: int, workers: int,
@@ -140,4 +146,5 @@ def stats_text(stats: UsageStats, texts: Texts, index: IndexVersion | None, queu
         photos=stats.gallery_photos, landmarks=stats.gallery_landmarks,
         version=escape(index.version) if index else "—", age=age, queue=queue_length, workers=workers,
         reindex=texts("stats_reindex", status=reindex_text(reindex, texts).split("\n")[0]) if reindex else "",
+        held_back=held_back_text(index.stats or {}, texts) if index else "",
     )

@@ -80,7 +80,7 @@ MESSAGES: dict[str, str] = {
     'reindex_cancel_sent': '⏹ Asked the running reindex to stop.',
     'reindex_none_running': 'No reindex is running.',
     'reindex_no_worker': 'No worker took the reindex: is a worker running?',
-    'stats': '📊 <b>Statistics</b>\nUsers: {users} ({active} active in 7 days)\nRecognitions in 7 days: {recognitions} · per day: {per_day}\nCache hit rate (7 days): {cache_rate}\nRated answers: {rated}, 👍 {right_share}\nGallery: {photos} photos of {landmarks} landmarks\nIndex: {version}, built {age} ago\nQueue: {queue} waiting · workers alive: {workers}{reindex}',
+    'stats': '📊 <b>Statistics</b>\nUsers: {users} ({active} active in 7 days)\nRecognitions in 7 days: {recognitions} · per day: {per_day}\nCache hit rate (7 days): {cache_rate}\nRated answers: {rated}, 👍 {right_share}\nGallery: {photos} photos of {landmarks} landmarks\nIndex: {version}, built {age} ago{held_back}\nQueue: {queue} waiting · workers alive: {workers}{reindex}',
     'stats_reindex': '\nReindex: {status}',
     'none': '—',
     'cmd_add': 'Add photos to the gallery (admins)',

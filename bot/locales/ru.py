@@ -79,7 +79,7 @@ MESSAGES: dict[str, str] = {
     'reindex_cancel_sent': '⏹ Попросил остановить переиндексацию.',
     'reindex_none_running': 'Переиндексация не идёт.',
     'reindex_no_worker': 'Ни один воркер не взял задачу: воркер запущен?',
-    'stats': '📊 <b>Статистика</b>\nПользователи: {users} (активны за 7 дней: {active})\nРаспознаваний за 7 дней: {recognitions} · по дням: {per_day}\nОтветы из кэша (7 дней): {cache_rate}\nОценённых ответов: {rated}, 👍 {right_share}\nГалерея: {photos} фото, {landmarks} достопримечательностей\nИндекс: {version}, собран {age} назад\nОчередь: {queue} · живых воркеров: {workers}{reindex}',
+    'stats': '📊 <b>Статистика</b>\nПользователи: {users} (активны за 7 дней: {active})\nРаспознаваний за 7 дней: {recognitions} · по дням: {per_day}\nОтветы из кэша (7 дней): {cache_rate}\nОценённых ответов: {rated}, 👍 {right_share}\nГалерея: {photos} фото, {landmarks} достопримечательностей\nИндекс: {version}, собран {age} назад{held_back}\nОчередь: {queue} · живых воркеров: {workers}{reindex}',
     'stats_reindex': '\nПереиндексация: {status}',
     'cmd_add': 'Добавить фото в галерею (админы)',
     'cmd_remove': 'Убрать фото или достопримечательность (админы)',

@@ -4,11 +4,13 @@ and which landmark a name in /add or /remove means."""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 
 from bot.locales import Texts
-from bot.rendering import reindex_text
+from bot.rendering import reindex_text, stats_text
 from bot.services.gallery_admin import exact_landmarks, new_landmark_id
-from storage.models import Landmark
+from storage.models import IndexVersion, Landmark
+from storage.repositories import UsageStats
 from storage.schemas import ReindexState
 
 EN, RU = Texts("en"), Texts("ru")
@@ -68,3 +70,17 @@ def test_exact_landmarks_match_id_names_and_aliases_never_a_part_of_a_name() -> 
     assert [row.id for row in exact_landmarks(rows, "храм василия блаженного")] == ["st_basils"]
     assert exact_landmarks(rows, "Cathedral") == []  # a word of a name is a search, not a match
     assert sorted(row.id for row in exact_landmarks(rows, "old tower")) == ["twin_a", "twin_b"]
+
+
+def test_stats_show_the_active_index_measured_on_held_back_photos_when_it_was() -> None:
+    usage = UsageStats(users=3, active_users_7d=2, recognitions_7d=10, cached_7d=5, rated=4, rated_right=3,
+                       gallery_photos=110, gallery_landmarks=23)
+    built = datetime.now(timezone.utc) - timedelta(hours=2)
+    plain = IndexVersion(version="v-1", path="/x", model="m", created_at=built, stats={"loo_p_at_1": 0.98})
+    measured = IndexVersion(version="v-2", path="/x", model="m", created_at=built,
+                            stats={"held_back_photos": 66, "held_back_p_at_1": 0.957, "held_back_p_at_5": 0.978,
+                                   "held_back_distractor_rejection": 1.0, "held_back_false_rejection": 0.087})
+    assert "Held-back" not in stats_text(usage, EN, plain, queue_length=0, workers=1, reindex=None)
+    text = stats_text(usage, EN, measured, queue_length=0, workers=1, reindex=None)
+    assert "Index: v-2, built 2 h" in text
+    assert "\nHeld-back photos (66): P@1 96%, P@5 98%" in text.split("Index: v-2")[1].split("Queue:")[0]
