@@ -422,7 +422,7 @@ def _seed_if_empty() -> None:
     (n_photos, _), active = asyncio.run(_with_services(counts))
     if n_photos == 0 and Path(dataset).is_dir():
         console.print(f"gallery is empty: importing {dataset}")
-        import_cmd(Path(dataset))
+        import_cmd(Path(dataset), held_back=False)  # called directly: typer defaults are not applied
         n_photos = 1
     if n_photos and active is None:
         reindex_cmd(full=False)
