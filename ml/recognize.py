@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -24,7 +24,10 @@ from ml.models.place_categories import place_category_proba
 from storage.schemas import CATEGORIES, CategoryScore, LandmarkScore, RecognitionResult
 
 SEARCH_DEPTH = 256
-SHORTLIST = 10
+# Gallery rows verified with local features: as deep as the raw retrieval's recall reaches. On the dev set and on 8
+# re-splits of it, exactly one landmark query's first right row sits at rank 12-19, never beyond 20 (10 rows
+# left it unverified: P@5 0.978 -> 1.0, P@1 0.957 -> 0.978); it costs ~50 ms a photo, p95 stays under 300 ms.
+SHORTLIST = 20
 TOP_K = 5
 EXAMPLES = 3
 
@@ -39,9 +42,15 @@ class QueryEvidence:
     embedding: Embedding | None = None  # the query's own descriptor and ImageNet logits, when it was a photo
 
 
+class Verifier(Protocol):
+    """What the evidence needs of local features: inliers of a query photo against a gallery photo."""
+
+    def inliers(self, query: LocalFeatures, gallery: LocalFeatures) -> int: ...
+
+
 def gather_evidence(
     bundle: IndexBundle,
-    matcher: LocalFeatureMatcher,
+    matcher: Verifier,
     vector: np.ndarray,
     local: LocalFeatures,
     *,
