@@ -17,7 +17,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -314,7 +314,7 @@ def landmark_infos(rows: dict) -> dict[str, LandmarkInfo]:  # type: ignore[type-
 
 
 def content_signature(photos: list[GalleryPhoto], landmarks: dict[str, LandmarkText], models: IndexModels,
-                      false_accept_rate: float, held_back: list[GalleryPhoto] = ()) -> str:  # type: ignore[assignment]
+                      false_accept_rate: float, held_back: Sequence[GalleryPhoto] = ()) -> str:
     """What an index and its figures are made of; the same signature twice means a rebuild would give the same
     index, measured on the same held-back photos."""
     content = {
