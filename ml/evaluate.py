@@ -30,7 +30,7 @@ from ml.models.image_embedder import Embedding
 from ml.models.place_categories import place_category_proba
 from ml.recognize import Recognizer
 from ml.text.search import TextSearch
-from storage.dataset_import import SplitPhoto, import_dataset
+from storage.dataset_import import SplitPhoto, import_dataset, list_photos
 from storage.db import create_engine, create_session_factory
 from storage.images import decode_image
 from storage.migrate import upgrade_async
@@ -77,17 +77,15 @@ class EvalReport:
         return {k: v for k, v in out.items() if v is not None}
 
 
-def read_queries(folder: Path) -> list[tuple[str, str | None]]:
-    with open(folder / "split.csv", encoding="utf-8") as handle:
-        return [(r["image"], r["landmark_id"] or None) for r in csv.DictReader(handle) if r["role"] == "query"]
-
-
 async def evaluate(folder: Path, progress: Callable[[str, int, int], None] | None = None,
                    models: IndexModels | None = None, split: list[SplitPhoto] | None = None,
                    embeddings: EmbeddingCache | None = None) -> EvalReport:
     """`split` deals the roles instead of the folder's split.csv; `embeddings` lets several runs share the
     gallery's embeddings."""
-    queries = read_queries(folder) if split is None else [(p.image, p.landmark_id) for p in split if p.role == "query"]
+    if split is None and not (folder / "split.csv").exists():
+        raise FileNotFoundError(f"{folder / 'split.csv'}: the evaluation needs the dataset's split of gallery and queries")
+    photos = list_photos(folder, {"query"}) if split is None else split
+    queries = [(p.image, p.landmark_id) for p in photos if p.role == "query"]
     with tempfile.TemporaryDirectory(prefix="landmarks-eval-") as tmp:
         settings = StorageSettings(data_dir=Path(tmp), database_url=None, redis_url=None)
         settings.ensure_dirs()

@@ -14,7 +14,7 @@ from ml.index.bundle import IndexBundle
 from ml.metrics import precision_at_k
 from ml.models.image_embedder import Embedding, ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
-from ml.recognize import Recognizer, gather_evidence
+from ml.recognize import Recognizer
 
 FIGURES = ("held_back_photos", "held_back_p_at_1", "held_back_p_at_5", "held_back_distractor_rejection",
            "held_back_false_rejection")
@@ -29,8 +29,7 @@ def measure_held_back(bundle: IndexBundle, embedder: ImageEmbedder, matcher: Loc
     ranked: list[list[str]] = []
     recognised: list[bool] = []
     for vector, logits, features in zip(vectors, imagenet_logits, local):
-        query = bundle.to_index_space(vector)
-        result = recognizer.answer(Embedding(query, logits), gather_evidence(bundle, matcher, query, features))
+        result = recognizer.answer(*recognizer.evidence(Embedding(vector, logits), features))
         ranked.append([lm.landmark_id for lm in result.landmarks])
         recognised.append(result.recognized)
     known = [i for i, landmark in enumerate(landmark_ids) if landmark is not None]

@@ -122,10 +122,8 @@ class Recognizer:
         """The answer and the evidence behind it (the evaluation reads the raw retrieval from it)."""
         started = time.perf_counter()
         raw, local, embed_ms, local_ms = extract_features(self.embedder, self.matcher, image)
-        embedding = Embedding(self.bundle.to_index_space(raw.vector), raw.imagenet_logits)
         t_features = time.perf_counter()
-        found = gather_evidence(self.bundle, self.matcher, embedding.vector, local)
-        found.embedding = embedding
+        embedding, found = self.evidence(raw, local)
         t_search = time.perf_counter()
         result = self.answer(embedding, found)
         result.timings_ms = {
@@ -135,6 +133,14 @@ class Recognizer:
             "total": 1000 * (time.perf_counter() - started),
         }
         return result, found
+
+    def evidence(self, raw: Embedding, local: LocalFeatures) -> tuple[Embedding, QueryEvidence]:
+        """A photo's features (as extracted, or from the embedding cache) searched and verified in this index:
+        its descriptor in the index's space, and the evidence."""
+        embedding = Embedding(self.bundle.to_index_space(raw.vector), raw.imagenet_logits)
+        found = gather_evidence(self.bundle, self.matcher, embedding.vector, local)
+        found.embedding = embedding
+        return embedding, found
 
     def answer(self, embedding: Embedding, found: QueryEvidence) -> RecognitionResult:
         bundle = self.bundle

@@ -10,8 +10,8 @@ better than the baseline's.
 
 from __future__ import annotations
 
-import csv
 import statistics
+import tempfile
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,16 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from storage.dataset_import import SplitPhoto
+from storage.dataset_import import SplitPhoto, list_photos
 
 # The figures a re-split summary reports: the bars of the recognition issue.
 FIGURES = ("landmark_p_at_1", "landmark_p_at_5", "gap", "category_p_at_1", "distractor_rejection",
            "false_rejection", "ece")
-
-
-def read_split(folder: Path) -> list[SplitPhoto]:
-    with open(folder / "split.csv", encoding="utf-8") as handle:
-        return [SplitPhoto(r["image"], r["landmark_id"] or None, r["role"]) for r in csv.DictReader(handle)]
 
 
 def random_split(photos: list[SplitPhoto], seed: int) -> list[SplitPhoto]:
@@ -70,13 +65,11 @@ async def evaluate_resplits(folder: Path, count: int, progress: Callable[[str, i
                             first_seed: int = 1) -> list[dict[str, float]]:
     """The metrics of `count` re-splits; one embedding cache serves them all, so each costs an index build
     and the queries, not the whole gallery embedded again."""
-    import tempfile
-
     from ml.evaluate import evaluate
     from ml.index.embedding_cache import EmbeddingCache
     from ml.indexer import IndexModels
 
-    photos = read_split(folder)
+    photos = list_photos(folder, {"gallery", "query"})
     models = IndexModels.default()
     results = []
     with tempfile.TemporaryDirectory(prefix="landmarks-resplit-") as tmp:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ml.resplit import random_split, read_split
-from storage.dataset_import import import_dataset
+from ml.resplit import random_split
+from storage.dataset_import import import_dataset, list_photos
 from storage.db import create_engine, create_session_factory
 from storage.images import sha256_of
 from storage.migrate import upgrade_async
@@ -58,7 +58,7 @@ async def test_a_resplit_imports_the_photos_it_deals_to_the_gallery(dataset: Pat
     engine = create_engine(settings)
     try:
         repos = Repositories(create_session_factory(engine))
-        split = random_split(read_split(dataset), seed=7)
+        split = random_split(list_photos(dataset, {"gallery", "query"}), seed=7)
         await import_dataset(dataset, repos, PhotoStore(settings.photos_dir), split=split)
         dealt = {sha256_of((dataset / p.image).read_bytes()): p.landmark_id for p in split if p.role == "gallery"}
         assert {p.sha256: p.landmark_id for p in await repos.gallery_photos()} == dealt

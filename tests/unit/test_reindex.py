@@ -18,7 +18,7 @@ from ml.models.local_features import LocalFeatureMatcher
 from ml.reindex import run_locked
 from ml.text.encoders import default_encoders
 from storage import reindex_state
-from storage.dataset_import import import_dataset
+from storage.dataset_import import import_dataset, list_photos
 from storage.migrate import upgrade_async
 from storage.services import Services
 from storage.settings import StorageSettings
@@ -187,12 +187,11 @@ async def test_held_back_photos_measure_each_new_index_and_never_enter_it(servic
                                                                           dataset: Path) -> None:
     from ml.index.bundle import IndexBundle
     from ml.recognize import Recognizer
-    from ml.resplit import read_split
     from storage.dataset_import import SplitPhoto
     from storage.images import decode_image
 
     chosen = {p.landmark_id for p in await services.repos.gallery_photos()}
-    queries = [p for p in read_split(dataset) if p.role == "query"]
+    queries = list_photos(dataset, {"query"})
     split = [SplitPhoto(str((dataset / p.image).resolve()), p.landmark_id, p.role)
              for p in [q for q in queries if q.landmark_id in chosen] + [q for q in queries if not q.landmark_id][:3]]
     await import_dataset(dataset, services.repos, services.photos, roles={"query"}, split=split)
