@@ -121,14 +121,21 @@ def reindex_text(state: ReindexState, texts: Texts) -> str:
     return text
 
 
-def held_back_text(figures: dict, texts: Texts) -> str:  # type: ignore[type-arg]
-    """The index measured on the gallery's held-back photos, as a line to append; empty when it has none."""
+def held_back_text(figures: dict, texts: Texts, version: str | None = None) -> str:  # type: ignore[type-arg]
+    """The index measured on the gallery's held-back photos, as a line to append; empty when it has none.
+
+    A live /add or /remove keeps the figures of the version it changed: when they were measured on
+    another version than `version`, the line says so, rather than pass them off as this index's."""
     if not figures.get("held_back_photos"):
         return ""
-    return texts("reindex_held_back", count=f"{figures['held_back_photos']:.0f}",
+    text = texts("reindex_held_back", count=f"{figures['held_back_photos']:.0f}",
                  p1=_figure(figures.get("held_back_p_at_1")), p5=_figure(figures.get("held_back_p_at_5")),
                  rejected=_figure(figures.get("held_back_distractor_rejection")),
                  false_rejected=_figure(figures.get("held_back_false_rejection")))
+    measured_on = figures.get("held_back_measured_on")
+    if version is not None and measured_on not in (None, version):
+        text += texts("held_back_before_live_changes", version=escape(measured_on))
+    return text
 
 
 def stats_text(stats: UsageStats, texts: Texts, index: IndexVersion | None, queue_length: int, workers: int,
@@ -146,5 +153,5 @@ def stats_text(stats: UsageStats, texts: Texts, index: IndexVersion | None, queu
         photos=stats.gallery_photos, landmarks=stats.gallery_landmarks,
         version=escape(index.version) if index else "—", age=age, queue=queue_length, workers=workers,
         reindex=texts("stats_reindex", status=reindex_text(reindex, texts).split("\n")[0]) if reindex else "",
-        held_back=held_back_text(index.stats or {}, texts) if index else "",
+        held_back=held_back_text(index.stats or {}, texts, index.version) if index else "",
     )

@@ -24,6 +24,7 @@ from ml.metrics import (
     global_average_precision,
     map_at_k,
     precision_at_k,
+    rejected_share,
 )
 from ml.models.heads import train_linear_head
 from ml.models.image_embedder import Embedding
@@ -180,8 +181,8 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
         category_p_at_5=precision_at_k([category_ranked[i] for i in known], known_categories, 5),
         category_p_at_1_unknown_place=precision_at_k(unknown_place_ranked, known_categories, 1),
         category_p_at_5_unknown_place=precision_at_k(unknown_place_ranked, known_categories, 5),
-        distractor_rejection=float(np.mean([not recognised[i] for i in unknown])) if unknown else 0.0,
-        false_rejection=float(np.mean([not recognised[i] for i in known])) if known else 0.0,
+        distractor_rejection=rejected_share([recognised[i] for i in unknown]) or 0.0,  # the report's keys are numbers
+        false_rejection=rejected_share([recognised[i] for i in known]) or 0.0,
         ece=expected_calibration_error(top_probability,
                                        [t is not None and bool(r) and r[0] == t for r, t in zip(ranked, truth)]),
         n_landmark_queries=len(known),

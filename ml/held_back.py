@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ml.index.bundle import IndexBundle
-from ml.metrics import precision_at_k
+from ml.metrics import precision_at_k, rejected_share
 from ml.models.image_embedder import Embedding, ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
 from ml.recognize import Recognizer
@@ -22,7 +22,7 @@ FIGURES = ("held_back_photos", "held_back_p_at_1", "held_back_p_at_5", "held_bac
 
 def measure_held_back(bundle: IndexBundle, embedder: ImageEmbedder, matcher: LocalFeatureMatcher,
                       landmark_ids: list[str | None], vectors: np.ndarray, imagenet_logits: np.ndarray,
-                      local: list[LocalFeatures]) -> dict[str, float | None]:
+                      local: list[LocalFeatures]) -> dict[str, float | str | None]:
     """P@1 and P@5 on the held-back photos of landmarks, the share of held-back distractors rejected and of
     landmarks wrongly rejected (None where there is nothing to count)."""
     recognizer = Recognizer(embedder, matcher, bundle)
@@ -39,6 +39,8 @@ def measure_held_back(bundle: IndexBundle, embedder: ImageEmbedder, matcher: Loc
         "held_back_photos": float(len(landmark_ids)),
         "held_back_p_at_1": precision_at_k([ranked[i] for i in known], truth, 1) if known else None,
         "held_back_p_at_5": precision_at_k([ranked[i] for i in known], truth, 5) if known else None,
-        "held_back_distractor_rejection": float(np.mean([not recognised[i] for i in unknown])) if unknown else None,
-        "held_back_false_rejection": float(np.mean([not recognised[i] for i in known])) if known else None,
+        "held_back_distractor_rejection": rejected_share([recognised[i] for i in unknown]),
+        "held_back_false_rejection": rejected_share([recognised[i] for i in known]),
+        # a live /add or /remove copies these figures into its version; the next /reindex measures again
+        "held_back_measured_on": bundle.version,
     }

@@ -51,6 +51,14 @@ def global_average_precision(predictions: Sequence[str | None], confidences: Seq
     return total / n_landmark_queries
 
 
+def rejected_share(recognised: Sequence[bool]) -> float | None:
+    """Share of queries answered "not recognised" (None when there is none to count): of distractor queries it is
+    the share rightly rejected, of landmark queries the share wrongly rejected."""
+    if not recognised:
+        return None
+    return float(np.mean([not r for r in recognised]))
+
+
 def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float:
     """Σ over equal-width confidence bins of (share of samples) · |accuracy − mean confidence|."""
     conf = np.asarray(confidences, dtype=np.float64)

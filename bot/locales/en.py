@@ -71,6 +71,7 @@ MESSAGES: dict[str, str] = {
     'reindex_stage_save': 'saving',
     'reindex_done': '✅ <b>Index {version}</b> is serving.\n{photos} photos of {landmarks} landmarks, {embedded} embedded anew, {seconds} s ({rate} img/s).\nGallery leave-one-out: P@1 {p1}, answered {accepted}, unknown places rejected {rejected}.',
     'reindex_held_back': '\nHeld-back photos ({count}): P@1 {p1}, P@5 {p5}, distractors rejected {rejected}, landmarks wrongly rejected {false_rejected}.',
+    'held_back_before_live_changes': ' Measured on {version}, before the live changes since; /reindex measures again.',
     'reindex_unchanged': '✅ Nothing new: index {version} already has every photo ({seconds} s).',
     'reindex_skipped': '\n⚠️ Skipped {count} photo(s) that could not be read:\n{items}',
     'reindex_failed': '❌ Reindex failed: {error}\nIndex {version} keeps serving. Fix the cause and run /reindex again.',

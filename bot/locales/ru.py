@@ -70,6 +70,7 @@ MESSAGES: dict[str, str] = {
     'reindex_stage_save': 'сохранение',
     'reindex_done': '✅ <b>Индекс {version}</b> работает.\n{photos} фото, {landmarks} достопримечательностей, заново обработано {embedded}, {seconds} с ({rate} фото/с).\nПроверка на галерее: P@1 {p1}, с ответом {accepted}, неизвестные отклонены {rejected}.',
     'reindex_held_back': '\nОтложенные фото ({count}): P@1 {p1}, P@5 {p5}, посторонние отклонены {rejected}, места ошибочно отклонены {false_rejected}.',
+    'held_back_before_live_changes': ' Измерено на {version}, до последующих изменений галереи; /reindex измерит заново.',
     'reindex_unchanged': '✅ Нового нет: в индексе {version} уже все фото ({seconds} с).',
     'reindex_skipped': '\n⚠️ Пропущено фото, которые не читаются: {count}\n{items}',
     'reindex_failed': '❌ Переиндексация не удалась: {error}\nРаботает прежний индекс {version}. Устраните причину и запустите /reindex снова.',

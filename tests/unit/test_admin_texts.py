@@ -84,3 +84,9 @@ def test_stats_show_the_active_index_measured_on_held_back_photos_when_it_was() 
     text = stats_text(usage, EN, measured, queue_length=0, workers=1, reindex=None)
     assert "Index: v-2, built 2 h" in text
     assert "\nHeld-back photos (66): P@1 96%, P@5 98%" in text.split("Index: v-2")[1].split("Queue:")[0]
+    assert "Measured on" not in text
+    measured.stats["held_back_measured_on"] = "v-2"
+    assert "Measured on" not in stats_text(usage, EN, measured, queue_length=0, workers=1, reindex=None)
+    live = IndexVersion(version="v-3", path="/x", model="m", created_at=built, stats=measured.stats)
+    text = stats_text(usage, EN, live, queue_length=0, workers=1, reindex=None)
+    assert "P@1 96%" in text and "Measured on v-2, before the live changes since; /reindex measures again." in text

@@ -9,6 +9,7 @@ from ml.metrics import (
     global_average_precision,
     map_at_k,
     precision_at_k,
+    rejected_share,
 )
 
 
@@ -48,3 +49,9 @@ def test_ece_by_hand() -> None:
 
 def test_perfect_calibration_has_zero_ece() -> None:
     assert expected_calibration_error([1.0, 1.0, 0.0], [True, True, False]) == pytest.approx(0.0)
+
+
+def test_rejected_share_counts_not_recognised_answers() -> None:
+    assert rejected_share([False, True, True, False]) == pytest.approx(0.5)
+    assert rejected_share([True]) == 0.0
+    assert rejected_share([]) is None  # nothing to count is not "none rejected"

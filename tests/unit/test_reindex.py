@@ -213,8 +213,16 @@ async def test_held_back_photos_measure_each_new_index_and_never_enter_it(servic
     assert figures["held_back_distractor_rejection"] == pytest.approx(rejected)
     assert figures["held_back_false_rejection"] == pytest.approx(
         sum(not answers[p.id].recognized for p in known) / len(known))
+    assert bundle.stats["held_back_measured_on"] == bundle.version
 
     assert (await _reindex(services, models)).status == "unchanged"
     await services.repos.set_photo_role([held_back[0].id], "removed")
     fewer = await _reindex(services, models)  # the held-back set changed: the figures are measured again
     assert fewer.status == "done" and fewer.figures["held_back_photos"] == len(held_back) - 1
+
+    from ml.index.live_update import live_change
+    measured = IndexBundle.load(Path((await services.repos.active_index()).path))
+    changed = await live_change(services, models, measured, {"remove_photos": [measured.photo_ids[0]]})
+    live = await services.repos.active_index()
+    assert live.version == changed.version != measured.version
+    assert live.stats["held_back_measured_on"] == measured.version  # a live change does not pass them off as its own
