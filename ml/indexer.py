@@ -48,7 +48,8 @@ from storage.repositories import GalleryPhoto, Repositories
 log = logging.getLogger(__name__)
 
 # Bump when the build itself changes (what is fitted, how), so "nothing new" does not keep an index made the old way.
-BUILD_METHOD = 4  # 2: fusion temperature, ImageNet evidence for unknown places; 3: PCA whitening; 4: 20-row shortlist
+BUILD_METHOD = 5  # 2: fusion temperature, ImageNet evidence for unknown places; 3: PCA whitening; 4: 20-row shortlist;
+# 5: no head evidence for single-photo landmarks
 CALIBRATION_THREADS = 2  # the machine the bars are set on has two cores
 Progress = Callable[[str, int, int], None]  # (stage, done, total): embed, calibrate, held_back, text, save
 

@@ -81,8 +81,27 @@ def gather_evidence(
         col = column[bundle.row_landmarks[row]]
         inliers[col] = max(inliers[col], count)
     head = bundle.landmark_head.log_proba(vector[None, :])[0] if head_log_proba is None else head_log_proba
+    head = _silence_single_photo_landmarks(bundle, column, head, exclude_rows)
     return QueryEvidence(classes, landmark_evidence(similarity, inliers, head), similarity, inliers,
                          [row for _, row in pairs])
+
+
+def _silence_single_photo_landmarks(bundle: IndexBundle, column: dict[str, int], head_log_proba: np.ndarray,
+                                    exclude_rows: frozenset[int]) -> np.ndarray:
+    """The head's say is dropped (log-probability 0: no objection) for a landmark with one gallery photo.
+
+    Trained on one photo of a landmark, the head knows that photo, which the similarity and the inliers
+    already score, and it calls other views of the place unlikely (a right answer got -4.7 on the dev set).
+    The fusion cannot learn how far to trust it there either: the gallery gives no right answer for such a
+    landmark to fit on, so the head's weight describes landmarks with several photos. On the dev split and 7
+    re-splits of it, the mean P@1 went 0.970 -> 0.986, GAP 0.913 -> 0.931 and false rejection 0.082 -> 0.060, while
+    distractor rejection went 1.0 -> 0.988 and ECE 0.094 -> 0.103 (a fitted weight for "one photo" instead
+    went to about -1.3 and took distractor rejection down to 0.931). Counted without the rows a leave-out
+    calibration query hides, so its evidence is what a query would see in that smaller gallery."""
+    rows = bundle.photos_per_landmark.copy()
+    for row in exclude_rows:
+        rows[column[bundle.row_landmarks[row]]] -= 1
+    return np.where(rows <= 1, 0.0, head_log_proba).astype(np.float32)
 
 
 T = TypeVar("T")

@@ -65,6 +65,12 @@ class IndexBundle:
         """The stored vectors as one array (query expansion sums neighbours from it)."""
         return self.vectors.vectors()
 
+    @cached_property
+    def photos_per_landmark(self) -> np.ndarray:
+        """How many gallery rows each landmark has, in the order of the landmark head's classes."""
+        column = {name: i for i, name in enumerate(self.landmark_head.classes)}
+        return np.bincount([column[label] for label in self.row_landmarks], minlength=len(column))
+
     def save(self, root: Path) -> Path:
         """Write to `root/.<version>.tmp`, then rename to `root/<version>`: all or nothing."""
         final = root / self.version

@@ -1,0 +1,57 @@
+"""What the fusion is given per landmark: the head speaks only for landmarks it saw more than one photo of."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ml.fusion import FusionParams
+from ml.index.bundle import IndexBundle, LandmarkInfo
+from ml.index.vector_index import VectorIndex
+from ml.models.heads import train_linear_head
+from ml.models.local_features import LocalFeatures
+from ml.recognize import gather_evidence
+
+HEAD = 2  # the head's column in the evidence
+
+
+class _NoInliers:
+    def inliers(self, query: LocalFeatures, gallery: LocalFeatures) -> int:
+        return 0
+
+
+def _bundle() -> IndexBundle:
+    rng = np.random.default_rng(0)
+    labels = ["many"] * 3 + ["pair"] * 2 + ["single"]
+    centres = {name: rng.normal(size=16) for name in set(labels)}
+    vectors = np.stack([centres[label] + 0.1 * rng.normal(size=16) for label in labels]).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    empty = LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 64), np.float32))
+    return IndexBundle(
+        version="v-test", model_id="m", local_model_id="l", photo_ids=list(range(len(labels))), row_landmarks=labels,
+        landmarks={name: LandmarkInfo(name, name, None, None, None, "other", None, None) for name in set(labels)},
+        vectors=VectorIndex.build(vectors), local=[empty] * len(labels),
+        landmark_head=train_linear_head(vectors, labels), category_head=train_linear_head(vectors, ["other"] * 6),
+        fusion=FusionParams.default(),
+    )
+
+
+def test_the_head_is_silent_for_a_landmark_with_one_gallery_photo() -> None:
+    bundle = _bundle()
+    query = bundle.gallery_matrix[0]  # a photo of "many": the head is sure the others are unlikely
+    found = gather_evidence(bundle, _NoInliers(), query, bundle.local[0])
+    head = dict(zip(found.classes, found.evidence[:, HEAD]))
+    assert head["single"] == 0.0  # no objection: retrieval and verification judge it alone
+    assert head["pair"] < -1.0 and head["many"] > head["pair"]  # learned from several photos, the head speaks
+
+
+def test_rows_a_calibration_query_hides_count_as_gone() -> None:
+    bundle = _bundle()
+    pair_rows = [row for row, label in enumerate(bundle.row_landmarks) if label == "pair"]
+    query = bundle.gallery_matrix[pair_rows[0]]
+    logp = bundle.landmark_head.log_proba(query[None, :])[0]
+    seen = gather_evidence(bundle, _NoInliers(), query, bundle.local[0], head_log_proba=logp)
+    left_out = gather_evidence(bundle, _NoInliers(), query, bundle.local[0], head_log_proba=logp,
+                               exclude_rows=frozenset({pair_rows[0]}))  # leave-one-out: "pair" keeps one photo
+    column = seen.classes.index("pair")
+    assert seen.evidence[column, HEAD] == np.float32(logp[column]) != 0.0
+    assert left_out.evidence[column, HEAD] == 0.0
