@@ -19,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ml.evaluate import evaluate
+from ml.index.embedding_cache import EmbeddingCache
+from ml.indexer import IndexModels
 from storage.dataset_import import SplitPhoto, list_photos
 
 # The figures a re-split summary reports: the bars of the recognition issue.
@@ -65,10 +68,6 @@ async def evaluate_resplits(folder: Path, count: int, progress: Callable[[str, i
                             first_seed: int = 1) -> list[dict[str, float]]:
     """The metrics of `count` re-splits; one embedding cache serves them all, so each costs an index build
     and the queries, not the whole gallery embedded again."""
-    from ml.evaluate import evaluate
-    from ml.index.embedding_cache import EmbeddingCache
-    from ml.indexer import IndexModels
-
     photos = list_photos(folder, {"gallery", "query"})
     models = IndexModels.default()
     results = []
