@@ -60,23 +60,28 @@ def probabilities(evidence: np.ndarray, params: FusionParams) -> tuple[np.ndarra
 
 
 def fit_fusion(samples: list[tuple[np.ndarray, int]], l2: float = 1e-3, false_accept_rate: float = 0.05,
-               groups: list[str] | None = None, folds: int = 5) -> FusionParams:
+               groups: list[str] | None = None, folds: int = 5,
+               sample_weights: list[float] | None = None) -> FusionParams:
     """Maximum likelihood of the true outcome (landmark index, or -1 for unknown), then the temperature.
 
     `samples` come from the gallery only; `groups` names where each came from (its landmark,
     or its distractor photo) so the temperature is fitted on samples whose group the weights
-    never saw. The decision threshold on the top-1 probability is then set so that at most
-    `false_accept_rate` of the unknown samples would be answered as a landmark (a
-    Neyman–Pearson choice: bound the wrong answers, accept as many true ones as that allows).
+    never saw. `sample_weights` say how much each sample counts in the likelihoods and in the
+    threshold (all 1 when not given). The decision threshold on the top-1 probability is then
+    set so that at most `false_accept_rate` of the unknown samples' weight would be answered as
+    a landmark (a Neyman–Pearson choice: bound the wrong answers, accept as many true ones as
+    that allows).
     """
     if not samples:
         return FusionParams.default()
     evidence, mask, targets = _padded(samples)
-    weights, unknown_logit = _fit_weights(evidence, mask, targets, l2)
+    weight = torch.tensor([1.0] * len(samples) if sample_weights is None else sample_weights, dtype=torch.float64)
+    weight = weight / weight.mean()  # the L2 penalty keeps its strength whatever the weights' scale
+    weights, unknown_logit = _fit_weights(evidence, mask, targets, l2, weight)
     params = FusionParams(weights=weights, unknown_logit=unknown_logit, threshold=0.5)
     if groups is not None:
-        params.temperature = _fit_temperature(evidence, mask, targets, groups, l2, folds)
-    params.threshold = choose_threshold(samples, params, false_accept_rate)
+        params.temperature = _fit_temperature(evidence, mask, targets, groups, l2, folds, weight)
+    params.threshold = choose_threshold(samples, params, false_accept_rate, sample_weights)
     return params
 
 
@@ -86,7 +91,7 @@ def _logits(evidence: torch.Tensor, mask: torch.Tensor, w: torch.Tensor, t: torc
 
 
 def _fit_weights(evidence: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor,
-                 l2: float) -> tuple[list[float], float]:
+                 l2: float, sample_weights: torch.Tensor) -> tuple[list[float], float]:
     default = FusionParams.default()
     w = torch.tensor(default.weights, dtype=torch.float64, requires_grad=True)
     t = torch.tensor([default.unknown_logit], dtype=torch.float64, requires_grad=True)
@@ -94,7 +99,8 @@ def _fit_weights(evidence: torch.Tensor, mask: torch.Tensor, targets: torch.Tens
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(_logits(evidence, mask, w, t), targets) + l2 * w.pow(2).sum()
+        nll = torch.nn.functional.cross_entropy(_logits(evidence, mask, w, t), targets, reduction="none")
+        loss = (nll * sample_weights).mean() + l2 * w.pow(2).sum()
         loss.backward()
         return loss
 
@@ -104,7 +110,7 @@ def _fit_weights(evidence: torch.Tensor, mask: torch.Tensor, targets: torch.Tens
 
 
 def _fit_temperature(evidence: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor, groups: list[str],
-                     l2: float, folds: int) -> float:
+                     l2: float, folds: int, sample_weights: torch.Tensor) -> float:
     """The temperature that makes held-out-group probabilities most likely (1 when there is too little to split)."""
     names = sorted(set(groups))
     if len(names) < 2:
@@ -116,7 +122,8 @@ def _fit_temperature(evidence: torch.Tensor, mask: torch.Tensor, targets: torch.
         part = fold == k
         if part.all() or not part.any():
             return 1.0
-        weights, unknown_logit = _fit_weights(evidence[~part], mask[~part], targets[~part], l2)
+        weights, unknown_logit = _fit_weights(evidence[~part], mask[~part], targets[~part], l2,
+                                              sample_weights[~part])
         held_out[part] = _logits(evidence[part], mask[part], torch.tensor(weights, dtype=torch.float64),
                                  torch.tensor([unknown_logit], dtype=torch.float64))
     present = torch.cat([mask, torch.ones(len(mask), 1, dtype=torch.bool)], dim=1)  # padding stays impossible
@@ -126,7 +133,7 @@ def _fit_temperature(evidence: torch.Tensor, mask: torch.Tensor, targets: torch.
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
         scaled = (held_out.nan_to_num(neginf=0.0) / log_t.exp()).masked_fill(~present, -torch.inf)
-        loss = torch.nn.functional.cross_entropy(scaled, targets)
+        loss = (torch.nn.functional.cross_entropy(scaled, targets, reduction="none") * sample_weights).mean()
         loss.backward()
         return loss
 
@@ -149,14 +156,18 @@ def _padded(samples: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.
     return evidence, mask, targets
 
 
-def choose_threshold(samples: list[tuple[np.ndarray, int]], params: FusionParams, false_accept_rate: float) -> float:
-    """The top-1 probability above which no more than `false_accept_rate` of unknowns fall."""
-    negatives = []
-    for ev, label in samples:
+def choose_threshold(samples: list[tuple[np.ndarray, int]], params: FusionParams, false_accept_rate: float,
+                     sample_weights: list[float] | None = None) -> float:
+    """The top-1 probability above which no more than `false_accept_rate` of the unknowns' weight falls."""
+    negatives, weights = [], []
+    for i, (ev, label) in enumerate(samples):
         if label < 0:
             p, _ = probabilities(ev, params)
             negatives.append(float(p.max()) if len(p) else 0.0)
+            weights.append(1.0 if sample_weights is None else sample_weights[i])
     if not negatives:
         return 0.5
-    cut = float(np.quantile(np.asarray(negatives), 1.0 - false_accept_rate, method="higher"))
-    return float(np.nextafter(cut, 1.0))
+    order = np.argsort(negatives, kind="stable")
+    share_at_or_below = np.cumsum(np.asarray(weights)[order]) / sum(weights)
+    first_enough = min(int(np.searchsorted(share_at_or_below, 1.0 - false_accept_rate - 1e-9)), len(order) - 1)
+    return float(np.nextafter(negatives[order[first_enough]], 1.0))

@@ -48,8 +48,8 @@ from storage.repositories import GalleryPhoto, Repositories
 log = logging.getLogger(__name__)
 
 # Bump when the build itself changes (what is fitted, how), so "nothing new" does not keep an index made the old way.
-BUILD_METHOD = 5  # 2: fusion temperature, ImageNet evidence for unknown places; 3: PCA whitening; 4: 20-row shortlist;
-# 5: no head evidence for single-photo landmarks
+BUILD_METHOD = 6  # 2: fusion temperature, ImageNet evidence for unknown places; 3: PCA whitening; 4: 20-row shortlist;
+# 5: no head evidence for single-photo landmarks; 6: a left-out landmark's photos weigh one unknown in all
 CALIBRATION_THREADS = 2  # the machine the bars are set on has two cores
 Progress = Callable[[str, int, int], None]  # (stage, done, total): embed, calibrate, held_back, text, save
 
@@ -185,24 +185,33 @@ def build_bundle(
         expansion=expansion,
         whitening=whitening,
     )
-    samples, groups = calibration_samples(bundle, matcher, gallery_vectors, labels, vectors[distractor_rows],
-                                          [local[i] for i in distractor_rows], control or BuildControl())
-    bundle.fusion = fit_fusion(samples, false_accept_rate=false_accept_rate, groups=groups)
-    bundle.stats = gallery_stats(bundle, samples, len(distractor_rows))
+    samples, groups, weights = calibration_samples(bundle, matcher, gallery_vectors, labels,
+                                                   vectors[distractor_rows], [local[i] for i in distractor_rows],
+                                                   control or BuildControl())
+    bundle.fusion = fit_fusion(samples, false_accept_rate=false_accept_rate, groups=groups, sample_weights=weights)
+    bundle.stats = gallery_stats(bundle, samples, weights, len(distractor_rows))
     return bundle
 
 
 def calibration_samples(
     bundle: IndexBundle, matcher: LocalFeatureMatcher, vectors: np.ndarray, labels: list[str],
     distractor_vectors: np.ndarray, distractor_local: list[LocalFeatures], control: BuildControl,
-) -> tuple[list[tuple[np.ndarray, int]], list[str]]:
-    """Evidence from the gallery alone, in three kinds (query photos never tune anything), and the group
-    each sample comes from (its landmark, or its distractor photo), for fitting out of sample:
+) -> tuple[list[tuple[np.ndarray, int]], list[str], list[float]]:
+    """Evidence from the gallery alone, in three kinds (query photos never tune anything), the group
+    each sample comes from (its landmark, or its distractor photo), for fitting out of sample, and the
+    weight each sample has in the fit:
 
-    - leave-one-out: a gallery photo against the rest; the answer is its landmark;
+    - leave-one-out: a gallery photo against the rest; the answer is its landmark; weight 1;
     - leave-landmark-out: a gallery photo with every photo of its landmark removed, so it is a
-      real building the gallery does not know; the answer is "unknown";
-    - gallery distractors (streets, interiors, replicas); the answer is "unknown".
+      real building the gallery does not know; the answer is "unknown". The photos of one landmark
+      share a weight of 1: they are one unknown building seen n times, not n unknown buildings.
+      Counted one per photo, a landmark with 32 gallery photos made a quarter of all the unknowns
+      (its look-alikes with 9-12 inliers taught the fusion that such counts mean "unknown"), and the
+      unknowns outweighed the right answers by whatever the gallery's photo counts happened to be.
+      Weighted, the mean over the dev split and 7 re-splits went: false rejection 0.060 -> 0.049,
+      ECE 0.103 -> 0.084, GAP 0.931 -> 0.942, distractor rejection 0.988 -> 0.981;
+    - gallery distractors (streets, interiors, replicas); the answer is "unknown"; weight 1 each,
+      as each is a scene of its own.
     """
     classes = bundle.landmark_head.classes
     column = {name: i for i, name in enumerate(classes)}
@@ -218,7 +227,7 @@ def calibration_samples(
         if len(classes) >= 3:
             queries.append(_CalibrationQuery(vectors[row], bundle.local[row], rows_of[label],
                                              _without_class(held_out_head[row], column[label]), -1, label,
-                                             drop_column=column[label]))
+                                             drop_column=column[label], weight=1.0 / len(rows_of[label])))
     for number, (vector, local) in enumerate(zip(distractor_vectors, distractor_local)):
         queries.append(_CalibrationQuery(vector, local, frozenset(), None, -1, f"distractor-{number}"))
     samples: list[tuple[np.ndarray, int]] = []
@@ -226,7 +235,7 @@ def calibration_samples(
         evidence = found.evidence if query.drop_column is None else np.delete(found.evidence, query.drop_column, 0)
         samples.append((evidence, query.target))
         control.report("calibrate", done, len(queries))
-    return samples, [query.group for query in queries]
+    return samples, [query.group for query in queries], [query.weight for query in queries]
 
 
 @dataclass
@@ -240,6 +249,7 @@ class _CalibrationQuery:
     target: int  # column of its landmark, or -1 for "unknown"
     group: str
     drop_column: int | None = None  # its landmark's column, for a landmark the gallery is made not to know
+    weight: float = 1.0  # how much the sample counts in the fusion's fit and threshold
 
 
 def _evidence_of(bundle: IndexBundle, matcher: LocalFeatureMatcher,
@@ -285,15 +295,18 @@ def _without_class(log_proba: np.ndarray, column: int) -> np.ndarray:
     return np.insert(rest, column, -30.0)
 
 
-def gallery_stats(bundle: IndexBundle, samples: list[tuple[np.ndarray, int]], n_distractors: int) -> dict:
-    """Leave-one-out figures on the gallery: what an admin sees after a rebuild."""
-    correct = accepted = rejected_distractors = n_pos = n_negatives = 0
-    for evidence, label in samples:
+def gallery_stats(bundle: IndexBundle, samples: list[tuple[np.ndarray, int]], weights: list[float],
+                  n_distractors: int) -> dict:
+    """Leave-one-out figures on the gallery: what an admin sees after a rebuild. Unknowns count by their
+    weight in the fit, the share the threshold was chosen to bound."""
+    correct = accepted = n_pos = 0
+    rejected_distractors = n_negatives = 0.0
+    for (evidence, label), weight in zip(samples, weights):
         p, _ = probabilities(evidence, bundle.fusion)
         confident = p.max() >= bundle.fusion.threshold
         if label < 0:
-            n_negatives += 1
-            rejected_distractors += int(not confident)
+            n_negatives += weight
+            rejected_distractors += weight * (not confident)
         else:
             n_pos += 1
             correct += int(p.argmax() == label)

@@ -27,13 +27,13 @@ def test_eval_meets_the_bars(dataset: Path, tmp_path: Path) -> None:
     for key in ("landmark_map_at_5", "gap", "category_p_at_5", "ece", "retrieval_recall_at_20",
                 "category_p_at_1_unknown_place", "fusion_temperature"):
         assert key in metrics, key
-    # The recognition issue's bars this build meets; its false rejection ≤ 0.05 and ECE ≤ 0.05 are not met yet
-    # (0.065, 0.104): they are printed with the figures above, and false rejection is held to the foundation's bar.
+    # The recognition issue's bars this build meets; its ECE ≤ 0.05 is not met yet (0.107): it is printed with the
+    # figures above.
     assert metrics["landmark_p_at_1"] >= 0.95
     assert metrics["landmark_p_at_5"] >= 0.99
     assert metrics["gap"] >= 0.90
     assert metrics["category_p_at_1"] >= 0.95
     assert metrics["distractor_rejection"] >= 0.90
-    assert metrics["false_rejection"] <= 0.10
+    assert metrics["false_rejection"] <= 0.05
     assert metrics["text_hit_at_1"] >= 0.90
     assert metrics["text_hit_at_5"] >= 0.97

@@ -1,4 +1,5 @@
-"""What the fusion is given per landmark: the head speaks only for landmarks it saw more than one photo of."""
+"""What the fusion is given per landmark (the head speaks only for landmarks it saw more than one photo of), and
+how much each gallery calibration sample counts."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 from ml.fusion import FusionParams
 from ml.index.bundle import IndexBundle, LandmarkInfo
 from ml.index.vector_index import VectorIndex
+from ml.indexer import BuildControl, calibration_samples
 from ml.models.heads import train_linear_head
 from ml.models.local_features import LocalFeatures
 from ml.recognize import gather_evidence
@@ -55,3 +57,19 @@ def test_rows_a_calibration_query_hides_count_as_gone() -> None:
     column = seen.classes.index("pair")
     assert seen.evidence[column, HEAD] == np.float32(logp[column]) != 0.0
     assert left_out.evidence[column, HEAD] == 0.0
+
+
+def test_a_left_out_landmark_weighs_one_unknown_however_many_photos_it_has() -> None:
+    bundle = _bundle()
+    labels = bundle.row_landmarks
+    distractor = bundle.gallery_matrix[:1] * -1
+    samples, groups, weights = calibration_samples(bundle, _NoInliers(), bundle.gallery_matrix, labels, distractor,
+                                                   [bundle.local[0]], BuildControl())
+    unknown_weight: dict[str, float] = {}
+    for (_, target), group, weight in zip(samples, groups, weights):
+        if target >= 0:
+            assert weight == 1.0  # each photo asked against the rest of its landmark is its own right answer
+        else:
+            unknown_weight[group] = unknown_weight.get(group, 0.0) + weight
+    assert unknown_weight == {"many": 1.0, "pair": 1.0, "single": 1.0, "distractor-0": 1.0}
+    assert sum(target >= 0 for _, target in samples) == 5  # "single" has no other photo to be found by

@@ -86,3 +86,24 @@ def test_temperature_is_fitted_on_held_out_groups() -> None:
     assert 0.7 < scaled.temperature < 1.5  # i.i.d. groups: the held-out fit agrees with the in-sample one
     tiny = fit_fusion(samples[:4] + samples[-4:], groups=["a", "a", "b", "b", "c", "c", "d", "d"])
     assert np.isfinite(tiny.temperature) and tiny.temperature > 0
+
+
+def test_a_sample_weight_counts_as_that_many_copies() -> None:
+    samples = _samples(np.random.default_rng(4))
+    copied = fit_fusion(samples + samples[:10] + samples[-10:])
+    weighted = fit_fusion(samples, sample_weights=[2.0] * 10 + [1.0] * (len(samples) - 20) + [2.0] * 10)
+    assert np.allclose(copied.weights, weighted.weights, atol=1e-3)
+    assert abs(copied.unknown_logit - weighted.unknown_logit) < 1e-3
+    assert abs(copied.threshold - weighted.threshold) < 1e-6
+
+
+def test_threshold_bounds_the_unknowns_weight_not_their_count() -> None:
+    known = (_evidence([0.9, 0.5], [300, 3]), 0)
+    confusing = (_evidence([0.8, 0.5], [60, 3]), -1)  # an unknown that looks known
+    plain = [(_evidence([0.5, 0.5], [3, 3]), -1) for _ in range(39)]
+    samples = [known, confusing, *plain]
+    params = FusionParams.default()
+    top_of_confusing = probabilities(confusing[0], params)[0].max()
+    by_count = choose_threshold(samples, params, 0.05)  # 1 in 40 unknowns: may be accepted
+    by_weight = choose_threshold(samples, params, 0.05, [1.0, 10.0] + [1.0] * 39)  # 10 in 49: may not
+    assert by_count <= top_of_confusing < by_weight
