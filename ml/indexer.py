@@ -24,7 +24,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from ml.fusion import fit_fusion, probabilities
 from ml.held_back import measure_held_back
@@ -33,6 +32,7 @@ from ml.index.embedding_cache import EmbeddingCache, PhotoEmbedding
 from ml.index.expansion import ExpansionConfig, augment_database
 from ml.index.vector_index import VectorIndex
 from ml.index.whitening import learn_whitening
+from ml.models.blas_threads import one_blas_thread
 from ml.models.heads import out_of_fold_log_proba, train_linear_head
 from ml.models.image_embedder import ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
@@ -256,8 +256,8 @@ def _evidence_of(bundle: IndexBundle, matcher: LocalFeatureMatcher,
                  queries: list[_CalibrationQuery]) -> Iterator[QueryEvidence]:
     """The queries' evidence in order, two at a time: verification is mostly single-threaded numpy and
     OpenCV work, so with BLAS held to one thread per call two calls fill the two cores (~30 % faster than one
-    call with a two-thread BLAS, with the same inlier counts). The BLAS limit is process-wide: answers the
-    worker serves meanwhile verify on one BLAS thread too, a few milliseconds slower, for these seconds only."""
+    call with a two-thread BLAS, with the same inlier counts). Answers the worker serves meanwhile verify on
+    one BLAS thread as they always do."""
     verifier = _RememberedInliers(matcher)
 
     def gather(query: _CalibrationQuery) -> QueryEvidence:
@@ -266,7 +266,7 @@ def _evidence_of(bundle: IndexBundle, matcher: LocalFeatureMatcher,
 
     pool = ThreadPoolExecutor(CALIBRATION_THREADS, thread_name_prefix="calibrate")
     try:
-        with threadpool_limits(1, user_api="blas"):
+        with one_blas_thread():
             yield from pool.map(gather, queries)
     finally:  # a cancelled build stops at once instead of finishing the queries already queued
         pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,53 @@
+"""The shared one-BLAS-thread span: overlapping users never undo each other's limit, the last one out restores."""
+
+from __future__ import annotations
+
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from ml.models.blas_threads import one_blas_thread
+from ml.models.local_features import LocalFeatures
+from ml.recognize import gather_evidence
+from tests.unit.test_evidence import _bundle
+
+
+def _blas_threads() -> set[int]:
+    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+
+def test_overlapping_spans_keep_one_thread_until_the_last_leaves() -> None:
+    with threadpool_limits(2, user_api="blas"):
+        before = _blas_threads()
+        first, second = one_blas_thread(), one_blas_thread()
+        first.__enter__()
+        second.__enter__()
+        assert _blas_threads() == {1}
+        first.__exit__(None, None, None)  # a plain threadpool_limits block would restore two threads here
+        assert _blas_threads() == {1}
+        second.__exit__(None, None, None)
+        assert _blas_threads() == before
+
+
+class _SlowCounts:
+    """Inliers that identify the gallery photo, answered after a random delay so that pairs finish out of order."""
+
+    def inliers(self, query: LocalFeatures, gallery: LocalFeatures) -> int:
+        time.sleep(random.uniform(0.0, 0.01))
+        return int(gallery.keypoints[0, 0])
+
+
+def test_pairs_verified_side_by_side_count_as_one_after_the_other() -> None:
+    bundle = _bundle()
+    bundle.local = [LocalFeatures(np.full((1, 2), 10 * (row + 1), np.float32), np.zeros((1, 64), np.float32))
+                    for row in range(len(bundle.row_landmarks))]
+    query = bundle.gallery_matrix[0]
+    one_by_one = gather_evidence(bundle, _SlowCounts(), query, bundle.local[0])
+    with ThreadPoolExecutor(2) as pool:
+        side_by_side = gather_evidence(bundle, _SlowCounts(), query, bundle.local[0], verify_pool=pool)
+    assert one_by_one.inliers.tolist() == side_by_side.inliers.tolist()
+    by_landmark = dict(zip(side_by_side.classes, side_by_side.inliers.tolist()))
+    assert by_landmark == {"many": 30, "pair": 50, "single": 60}  # each landmark's best row: rows 0-2, 3-4, 5
