@@ -76,7 +76,6 @@ def fit_fusion(samples: list[tuple[np.ndarray, int]], l2: float = 1e-3, false_ac
         return FusionParams.default()
     evidence, mask, targets = _padded(samples)
     weight = torch.tensor([1.0] * len(samples) if sample_weights is None else sample_weights, dtype=torch.float64)
-    weight = weight / weight.mean()  # the L2 penalty keeps its strength whatever the weights' scale
     weights, unknown_logit = _fit_weights(evidence, mask, targets, l2, weight)
     params = FusionParams(weights=weights, unknown_logit=unknown_logit, threshold=0.5)
     if groups is not None:
@@ -90,6 +89,12 @@ def _logits(evidence: torch.Tensor, mask: torch.Tensor, w: torch.Tensor, t: torc
     return torch.cat([logits, t.expand(len(logits), 1)], dim=1)
 
 
+def _weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Σ w·v / Σ w: the likelihood per unit of weight, so the L2 penalty keeps its strength whatever the weights'
+    scale, in the full fit and in every fold of the temperature's (whose parts have other mean weights)."""
+    return (values * weights).sum() / weights.sum()
+
+
 def _fit_weights(evidence: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor,
                  l2: float, sample_weights: torch.Tensor) -> tuple[list[float], float]:
     default = FusionParams.default()
@@ -100,7 +105,7 @@ def _fit_weights(evidence: torch.Tensor, mask: torch.Tensor, targets: torch.Tens
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
         nll = torch.nn.functional.cross_entropy(_logits(evidence, mask, w, t), targets, reduction="none")
-        loss = (nll * sample_weights).mean() + l2 * w.pow(2).sum()
+        loss = _weighted_mean(nll, sample_weights) + l2 * w.pow(2).sum()
         loss.backward()
         return loss
 
@@ -133,7 +138,7 @@ def _fit_temperature(evidence: torch.Tensor, mask: torch.Tensor, targets: torch.
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
         scaled = (held_out.nan_to_num(neginf=0.0) / log_t.exp()).masked_fill(~present, -torch.inf)
-        loss = (torch.nn.functional.cross_entropy(scaled, targets, reduction="none") * sample_weights).mean()
+        loss = _weighted_mean(torch.nn.functional.cross_entropy(scaled, targets, reduction="none"), sample_weights)
         loss.backward()
         return loss
 
