@@ -37,11 +37,9 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("gem-p4", embedder=EmbedderConfig(gem_p=4.0)),
     Variant("global-320", embedder=EmbedderConfig(short_side=320, max_long_side=544)),
     Variant("xfeat-640px", local=LocalFeatureConfig(max_side=640)),
-    # Photos up to 1024 px are verified at their own size: on the dev split and 7 re-splits the mean false
-    # rejection went 0.049 -> 0.022 and GAP 0.942 -> 0.972, but the answer's p95 went ~200 -> ~270 ms on
-    # two cores (the local features become the slower of the two forward passes), too close to the 300 ms budget
-    # to be the default on a machine whose speed varies by a third from day to day.
-    Variant("xfeat-1024px", local=LocalFeatureConfig(max_side=1024)),
+    # The default until the keypoint pass got faster (see LocalFeatureConfig.max_side): same latency, more
+    # false rejections.
+    Variant("xfeat-800px", local=LocalFeatureConfig(max_side=800)),
     Variant("xfeat-1024kp", local=LocalFeatureConfig(top_k=1024)),
     Variant("global-320+xfeat-640px", embedder=EmbedderConfig(short_side=320, max_long_side=544),
             local=LocalFeatureConfig(max_side=640)),

