@@ -345,6 +345,19 @@ def content_signature(photos: list[GalleryPhoto], landmarks: dict[str, LandmarkT
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
+async def held_back_figures(
+    bundle: IndexBundle, held_back: list[GalleryPhoto], store: PhotoStore, models: IndexModels,
+    embeddings: EmbeddingCache | None, control: BuildControl | None = None, refresh: bool = False,
+) -> tuple[dict, list[str]]:  # type: ignore[type-arg]
+    """`bundle` measured on the held-back photos (embedded through the cache), and the photos that did not decode."""
+    measured = await asyncio.to_thread(embed_photos, held_back, store, models, embeddings, control, refresh,
+                                       "held_back")
+    figures = await asyncio.to_thread(
+        measure_held_back, bundle, models.embedder, models.matcher, [p.landmark_id for p in measured.photos],
+        measured.vectors, measured.imagenet_logits, measured.local)
+    return figures, measured.skipped
+
+
 @dataclass
 class IndexOutcome:
     """What a build did: the new bundle, or `unchanged` when the active index already matches the gallery."""
@@ -393,12 +406,10 @@ async def build_index(
     bundle = await asyncio.to_thread(build_bundle, gallery, landmarks, models.embedder, models.matcher, rate,
                                      control, models.expansion, models.whitening)
     if held_back:
-        measured = await asyncio.to_thread(embed_photos, held_back, store, models, embeddings, control, full,
-                                           "held_back")
-        bundle.stats.update(await asyncio.to_thread(
-            measure_held_back, bundle, models.embedder, models.matcher,
-            [p.landmark_id for p in measured.photos], measured.vectors, measured.imagenet_logits, measured.local))
-        skipped = [*skipped, *(f"held back {line}" for line in measured.skipped)]
+        figures, held_back_skipped = await held_back_figures(bundle, held_back, store, models, embeddings, control,
+                                                             full)
+        bundle.stats.update(figures)
+        skipped = [*skipped, *(f"held back {line}" for line in held_back_skipped)]
     control.report("text", 0, 1)
     bundle.text = await asyncio.to_thread(TextCorpus.build, list(texts.values()), models.text_encoders)
     control.report("text", 1, 1)

@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from ml.index.bundle import IndexBundle
-from ml.index.live_update import live_change
+from ml.index.live_update import live_change, measure_live_version
 from ml.indexer import IndexModels
 from ml.models.image_embedder import ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher
@@ -57,6 +57,7 @@ class Worker:
         self._beat_at = 0.0
         self._stopping = asyncio.Event()
         self._reindexing: asyncio.Task | None = None
+        self._measuring: set[asyncio.Task] = set()  # held-back measures of live changes, referenced until done
 
     @property
     def models(self) -> IndexModels:
@@ -94,6 +95,8 @@ class Worker:
         self._stopping.set()
         if self._reindexing:
             self._reindexing.cancel()
+        for task in self._measuring:
+            task.cancel()
 
     async def heartbeat(self) -> None:
         if time.monotonic() - self._beat_at < self.settings.worker_heartbeat_s:
@@ -171,6 +174,10 @@ class Worker:
                 return JobResult(job_id=job.id, ok=False, error="no index has been built", error_code="no_index")
             change = await live_change(self.services, self.models, self.recognizer.bundle, job.payload)
             await self.refresh_index(force=True)
+            if self.recognizer is not None and self.recognizer.bundle.version == change.version:
+                task = asyncio.create_task(self._measure_live(self.recognizer.bundle), name=f"held-back-{job.id}")
+                self._measuring.add(task)
+                task.add_done_callback(self._measuring.discard)
             return JobResult(job_id=job.id, ok=True, gallery=change)
         except Exception as exc:  # the serving version is untouched; the admin reads why
             log.exception("worker.gallery_change_failed job=%s", job.id)
@@ -178,6 +185,13 @@ class Worker:
                              error_code="internal")
         finally:
             await reindex_state.release(cache, job.id)
+
+    async def _measure_live(self, bundle: IndexBundle) -> None:
+        """The held-back figures of a version a live change made, beside the answers (it serves meanwhile)."""
+        try:
+            await measure_live_version(self.services, self.models, bundle)
+        except Exception:  # the version serves either way; /stats keeps showing its parent's figures, labelled
+            log.exception("worker.held_back_measure_failed version=%s", bundle.version)
 
     async def _recognize(self, delivery: Delivery) -> JobResult:
         job = delivery.job

@@ -172,6 +172,15 @@ class Repositories:
                 await session.execute(update(IndexVersion).values(active=False))
             session.add(IndexVersion(active=activate, **fields))
 
+    async def update_index_stats(self, version: str, figures: dict) -> bool:  # type: ignore[type-arg]
+        """Merge `figures` into a version's stats (figures measured after it began to serve); False if it is gone."""
+        async with self.sessions.begin() as session:
+            row = await session.scalar(select(IndexVersion).where(IndexVersion.version == version))
+            if row is None:
+                return False
+            row.stats = {**(row.stats or {}), **figures}  # a new dict: the JSON column sees the change
+            return True
+
     async def active_index(self) -> IndexVersion | None:
         async with self.sessions() as session:
             return await session.scalar(

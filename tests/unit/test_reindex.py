@@ -226,3 +226,21 @@ async def test_held_back_photos_measure_each_new_index_and_never_enter_it(servic
     live = await services.repos.active_index()
     assert live.version == changed.version != measured.version
     assert live.stats["held_back_measured_on"] == measured.version  # a live change does not pass them off as its own
+
+    from ml.index.live_update import (
+        measure_live_version,  # what the worker runs once the live version serves
+    )
+    live_bundle = IndexBundle.load(Path(live.path))
+    figures = await measure_live_version(services, models, live_bundle)
+    live_recognizer = Recognizer(models.embedder, models.matcher, live_bundle)
+    live_answers = [live_recognizer.recognize(decode_image(services.photos.read(p.path))) for p in held_back[1:]]
+    still_held_back = held_back[1:]  # the first was taken out above
+    known_now = [(p, a) for p, a in zip(still_held_back, live_answers) if p.landmark_id]
+    assert figures is not None and figures["held_back_photos"] == len(still_held_back)
+    assert figures["held_back_p_at_1"] == pytest.approx(
+        sum(a.landmarks[0].landmark_id == p.landmark_id for p, a in known_now) / len(known_now))
+    assert figures["held_back_false_rejection"] == pytest.approx(
+        sum(not a.recognized for _, a in known_now) / len(known_now))
+    stored = (await services.repos.active_index()).stats
+    assert stored["held_back_measured_on"] == live.version and stored["live_update_of"] == measured.version
+    assert stored["held_back_p_at_1"] == figures["held_back_p_at_1"]
