@@ -166,7 +166,7 @@ def recognize_cmd(photos: list[Path] = typer.Argument(..., exists=True, dir_okay
     """Recognise photos offline with the active index, as the bot would answer."""
     from ml.index.bundle import IndexBundle
     from ml.models.image_embedder import ImageEmbedder
-    from ml.models.local_features import LocalFeatureMatcher
+    from ml.models.local_features import LocalFeatureMatcher, matcher_for
     from ml.recognize import Recognizer
     from storage.images import decode_image
 
@@ -177,7 +177,8 @@ def recognize_cmd(photos: list[Path] = typer.Argument(..., exists=True, dir_okay
     if row is None:
         console.print("no index yet: run `landmarks import DIR` and `landmarks index`")
         raise typer.Exit(1)
-    recognizer = Recognizer(ImageEmbedder(), LocalFeatureMatcher(), IndexBundle.load(Path(row.path)))
+    bundle = IndexBundle.load(Path(row.path))
+    recognizer = Recognizer(ImageEmbedder(), matcher_for(bundle.local_model_id, LocalFeatureMatcher()), bundle)
     results = []
     for path in photos:
         result = recognizer.recognize(decode_image(path.read_bytes()))

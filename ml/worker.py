@@ -23,7 +23,7 @@ from ml.index.bundle import IndexBundle
 from ml.index.live_update import live_change, measure_live_version
 from ml.indexer import IndexModels
 from ml.models.image_embedder import ImageEmbedder
-from ml.models.local_features import LocalFeatureMatcher
+from ml.models.local_features import LocalFeatureMatcher, matcher_for
 from ml.recognize import Recognizer
 from ml.reindex import run_locked
 from ml.settings import MLSettings
@@ -85,10 +85,16 @@ class Worker:
             log.error("worker.index_model_mismatch index=%s model=%s worker=%s", row.version, bundle.model_id,
                       self.embedder.model_id)
             return
+        matcher = matcher_for(bundle.local_model_id, self.matcher)
+        if matcher is not self.matcher:
+            log.warning("worker.index_local_features_differ index=%s index_features=%s worker_features=%s "
+                        "action=queries_extracted_as_the_index_until_reindex", row.version, bundle.local_model_id,
+                        self.matcher.config.model_id)
+            await asyncio.to_thread(matcher.load)
         text_search = None
         if bundle.text is not None:
             text_search = await asyncio.to_thread(TextSearch, bundle.text, self.text_encoders)
-        self.recognizer, self.text_search = Recognizer(self.embedder, self.matcher, bundle), text_search
+        self.recognizer, self.text_search = Recognizer(self.embedder, matcher, bundle), text_search
         log.info("worker.index_swapped version=%s photos=%d", bundle.version, len(bundle.photo_ids))
 
     def stop(self) -> None:
@@ -172,10 +178,13 @@ class Worker:
             await self.refresh_index(force=True)
             if self.recognizer is None:
                 return JobResult(job_id=job.id, ok=False, error="no index has been built", error_code="no_index")
-            change = await live_change(self.services, self.models, self.recognizer.bundle, job.payload)
+            # Photos join the serving version with its own kind of local features (see matcher_for).
+            models = IndexModels(self.embedder, self.recognizer.matcher, self.text_encoders)
+            change = await live_change(self.services, models, self.recognizer.bundle, job.payload)
             await self.refresh_index(force=True)
             if self.recognizer is not None and self.recognizer.bundle.version == change.version:
-                task = asyncio.create_task(self._measure_live(self.recognizer.bundle), name=f"held-back-{job.id}")
+                task = asyncio.create_task(self._measure_live(models, self.recognizer.bundle),
+                                           name=f"held-back-{job.id}")
                 self._measuring.add(task)
                 task.add_done_callback(self._measuring.discard)
             return JobResult(job_id=job.id, ok=True, gallery=change)
@@ -186,10 +195,10 @@ class Worker:
         finally:
             await reindex_state.release(cache, job.id)
 
-    async def _measure_live(self, bundle: IndexBundle) -> None:
+    async def _measure_live(self, models: IndexModels, bundle: IndexBundle) -> None:
         """The held-back figures of a version a live change made, beside the answers (it serves meanwhile)."""
         try:
-            await measure_live_version(self.services, self.models, bundle)
+            await measure_live_version(self.services, models, bundle)
         except Exception:  # the version serves either way; /stats keeps showing its parent's figures, labelled
             log.exception("worker.held_back_measure_failed version=%s", bundle.version)
 

