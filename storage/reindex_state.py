@@ -13,7 +13,11 @@ from storage.schemas import ReindexState
 LOCK_KEY = "reindex:lock"
 STATE_KEY = "reindex:state"
 CANCEL_KEY = "reindex:cancel"
-LOCK_TTL_S = 20  # a worker killed mid-build frees the lock, and is declared gone, after this long
+LOCK_TTL_S = 20  # a worker killed mid-build frees the lock after this long
+# ... and is declared gone a little later: the builder renews the lock just before it rewrites the state, so one
+# killed between the two leaves a lock up to a heartbeat (1 s) younger than its state. Declared gone at the lock's
+# TTL, an admin's /reindex right after "lost" found the lock still held and got "busy" (seen once in CI).
+GONE_AFTER_S = LOCK_TTL_S + 3
 STATE_TTL_S = 7 * 24 * 3600
 
 
@@ -24,7 +28,7 @@ async def read_state(cache: Cache) -> ReindexState | None:
 
 def is_alive(state: ReindexState | None) -> bool:
     """A running reindex whose worker is still beating."""
-    return state is not None and not state.finished and time.time() - state.updated_at < LOCK_TTL_S
+    return state is not None and not state.finished and time.time() - state.updated_at < GONE_AFTER_S
 
 
 async def request_cancel(cache: Cache) -> ReindexState | None:

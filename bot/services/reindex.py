@@ -18,7 +18,7 @@ from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
 from bot.locales import Texts
 from bot.rendering import reindex_text
 from storage.queue import QueueTimeout
-from storage.reindex_state import LOCK_TTL_S, is_alive, read_state
+from storage.reindex_state import GONE_AFTER_S, is_alive, read_state
 from storage.schemas import Job
 from storage.services import Services
 
@@ -63,7 +63,7 @@ async def _follow(bot: Bot, services: Services, chat_id: int, message_id: int, j
     while True:
         state = await read_state(services.cache)
         if state is None or state.job_id != job_id:
-            if time.monotonic() - waiting_since > LOCK_TTL_S:  # never started beating
+            if time.monotonic() - waiting_since > GONE_AFTER_S:  # never started beating
                 await _edit(bot, chat_id, message_id, texts("reindex_lost", version=previous_version or "—"))
                 return
             await asyncio.sleep(POLL_INTERVAL_S)

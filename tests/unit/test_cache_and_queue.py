@@ -115,3 +115,22 @@ async def test_redis_queue_reclaims_a_dead_workers_job(redis_client: Redis, redi
     assert [d.job.id for d in reclaimed] == [job.id]
     await alive.complete(reclaimed[0], JobResult(job_id=job.id, ok=True))
     assert (await submitted).ok
+
+
+def test_a_silent_reindex_is_declared_gone_only_once_its_lock_can_have_expired() -> None:
+    """The builder renews the lock, then writes the state: killed between the two, its lock is up to a heartbeat
+    younger than its state. "Lost" must mean the next /reindex can take the lock."""
+    import time
+
+    from ml.reindex import HEARTBEAT_S
+    from storage import reindex_state
+    from storage.schemas import ReindexState
+
+    def state(silent_for: float) -> ReindexState:
+        now = time.time()
+        return ReindexState(job_id="j", started_at=now - 60, updated_at=now - silent_for)
+
+    renewed_after_the_state = reindex_state.LOCK_TTL_S + HEARTBEAT_S
+    assert reindex_state.GONE_AFTER_S > renewed_after_the_state
+    assert reindex_state.is_alive(state(renewed_after_the_state - 0.1))
+    assert not reindex_state.is_alive(state(reindex_state.GONE_AFTER_S + 0.1))
