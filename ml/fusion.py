@@ -8,10 +8,18 @@ up to more than 100 %. The weights and the unknown logit are fitted by maximum l
 on the gallery alone (each gallery photo queried against the rest, gallery distractors
 labelled unknown), so they mean the same thing on photos nobody has seen.
 
-A temperature then divides every logit. It is fitted on the gallery too, but out of sample:
-the samples are split by landmark, the weights refitted without each part and that part's
-logits kept, and the temperature is the one that makes those held-out probabilities most
-likely. Above 1 it says the in-sample fit was too sure of itself.
+A temperature then divides every logit, and the unknown logit moves by a shift. Both are
+fitted on the gallery too, but out of sample: the samples are split by landmark, the weights
+refitted without each part and that part's logits kept, and the temperature and the shift are
+the ones that make those held-out answers most likely twice over: the true outcome's
+probability (the likelihood the weights were fitted by), and whether the top-1 landmark is
+right, with the top-1 probability as its chance (the figure the bot shows and the evaluation's
+calibration error reads). The first alone calibrates the whole distribution, and the top-1
+came out too modest: on the dev split and 7 re-splits, the held-out top-1's Platt slope was
+1.1-1.8 with a positive intercept on 7 of 8. The second alone is free to sharpen without limit
+where the gallery's held-out top-1 happens to separate right from wrong (temperature 0.1 on
+one re-split); together the first holds it. Mean over the dev split and 7 re-splits: ECE
+0.087 -> 0.076 (lower on 7 of 8), GAP, distractor rejection and P@1 unchanged.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ class FusionParams:
     weights: list[float]
     unknown_logit: float
     threshold: float  # minimum top-1 probability to call a photo recognised
-    temperature: float = 1.0  # divides every logit; fitted out of sample on the gallery
+    temperature: float = 1.0  # divides every logit; fitted out of sample on the gallery (unknown_logit's shift too)
 
     @classmethod
     def default(cls) -> FusionParams:
@@ -79,7 +87,8 @@ def fit_fusion(samples: list[tuple[np.ndarray, int]], l2: float = 1e-3, false_ac
     weights, unknown_logit = _fit_weights(evidence, mask, targets, l2, weight)
     params = FusionParams(weights=weights, unknown_logit=unknown_logit, threshold=0.5)
     if groups is not None:
-        params.temperature = _fit_temperature(evidence, mask, targets, groups, l2, folds, weight)
+        params.temperature, shift = _fit_out_of_sample(evidence, mask, targets, groups, l2, folds, weight)
+        params.unknown_logit += shift
     params.threshold = choose_threshold(samples, params, false_accept_rate, sample_weights)
     return params
 
@@ -114,37 +123,48 @@ def _fit_weights(evidence: torch.Tensor, mask: torch.Tensor, targets: torch.Tens
     return [float(v) for v in w.detach()], float(t.detach()[0])
 
 
-def _fit_temperature(evidence: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor, groups: list[str],
-                     l2: float, folds: int, sample_weights: torch.Tensor) -> float:
-    """The temperature that makes held-out-group probabilities most likely (1 when there is too little to split)."""
+def _fit_out_of_sample(evidence: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor, groups: list[str],
+                       l2: float, folds: int, sample_weights: torch.Tensor) -> tuple[float, float]:
+    """(temperature, shift of the unknown logit) that make held-out-group answers most likely: the true
+    outcome, and whether the top-1 landmark is right ((1, 0) when there is too little to split)."""
     names = sorted(set(groups))
     if len(names) < 2:
-        return 1.0
+        return 1.0, 0.0
     fold_of = {name: i % folds for i, name in enumerate(np.random.default_rng(0).permutation(names))}
     fold = torch.tensor([fold_of[g] for g in groups])
     held_out = torch.zeros(evidence.shape[0], evidence.shape[1] + 1, dtype=torch.float64)
     for k in range(min(folds, len(names))):
         part = fold == k
         if part.all() or not part.any():
-            return 1.0
+            return 1.0, 0.0
         weights, unknown_logit = _fit_weights(evidence[~part], mask[~part], targets[~part], l2,
                                               sample_weights[~part])
         held_out[part] = _logits(evidence[part], mask[part], torch.tensor(weights, dtype=torch.float64),
                                  torch.tensor([unknown_logit], dtype=torch.float64))
     present = torch.cat([mask, torch.ones(len(mask), 1, dtype=torch.bool)], dim=1)  # padding stays impossible
+    finite = held_out.nan_to_num(neginf=0.0)
+    top = held_out[:, :-1].argmax(dim=1)  # the held-out answer's landmark
+    top_is_right = (top == targets).to(torch.float64)
+    unknown_column = torch.zeros(held_out.shape[1], dtype=torch.float64)
+    unknown_column[-1] = 1.0
     log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_t], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
+    shift = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t, shift], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        scaled = (held_out.nan_to_num(neginf=0.0) / log_t.exp()).masked_fill(~present, -torch.inf)
-        loss = _weighted_mean(torch.nn.functional.cross_entropy(scaled, targets, reduction="none"), sample_weights)
+        scaled = ((finite + shift * unknown_column) / log_t.exp()).masked_fill(~present, -torch.inf)
+        log_p = torch.log_softmax(scaled, dim=1)
+        outcome = -log_p.gather(1, targets[:, None])[:, 0]
+        top_p = log_p.gather(1, top[:, None])[:, 0].exp().clamp(1e-9, 1 - 1e-9)
+        top_1 = torch.nn.functional.binary_cross_entropy(top_p, top_is_right, reduction="none")
+        loss = _weighted_mean(outcome + top_1, sample_weights)
         loss.backward()
         return loss
 
     with torch.enable_grad():
         optimizer.step(closure)
-    return float(log_t.detach().exp()[0])
+    return float(log_t.detach().exp()[0]), float(shift.detach()[0])
 
 
 def _padded(samples: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -11,6 +11,7 @@ from ml.fusion import (
     landmark_evidence,
     probabilities,
 )
+from ml.metrics import expected_calibration_error
 
 
 def _evidence(similarity: list[float], inliers: list[int]) -> np.ndarray:
@@ -86,6 +87,38 @@ def test_temperature_is_fitted_on_held_out_groups() -> None:
     assert 0.7 < scaled.temperature < 1.5  # i.i.d. groups: the held-out fit agrees with the in-sample one
     tiny = fit_fusion(samples[:4] + samples[-4:], groups=["a", "a", "b", "b", "c", "c", "d", "d"])
     assert np.isfinite(tiny.temperature) and tiny.temperature > 0
+
+
+def _gallery_like(rng: np.random.Generator, n: int) -> list[tuple[np.ndarray, int]]:
+    """Samples the linear evidence cannot fit exactly: right answers easy or barely above the noise, unknowns
+    plain noise or a look-alike of another building as strong as the hard right answers."""
+    samples = []
+    for _ in range(n):
+        kind = rng.random()
+        sim, inl = rng.uniform(0.1, 0.4, 6), rng.integers(0, 9, 6)
+        if kind < 0.45:
+            sim[2], inl[2] = rng.uniform(0.4, 0.9), rng.integers(30, 600)
+        elif kind < 0.8:
+            column = 2 if kind < 0.65 else 4
+            sim[column], inl[column] = rng.uniform(0.3, 0.6), rng.integers(5, 20)
+        samples.append((_evidence(list(sim), list(inl)), 2 if kind < 0.65 else -1))
+    return samples
+
+
+def test_the_top_1_probability_means_what_it_says_on_new_samples() -> None:
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        gallery, new = _gallery_like(rng, 300), _gallery_like(rng, 3000)
+        params = fit_fusion(gallery, groups=[f"g{i % 40}" for i in range(len(gallery))])
+        assert params.unknown_logit != fit_fusion(gallery).unknown_logit  # the held-out fit moved it
+        confidence, right = [], []
+        for evidence, label in new:
+            p, _ = probabilities(evidence, params)
+            confidence.append(float(p.max()))
+            right.append(label >= 0 and int(p.argmax()) == label)
+        # 0.046-0.058 seen (0.050-0.061 with the temperature fitted on the true outcome alone); a sanity bound; the
+        # comparison that chose the method is the dev split and its re-splits (ml/fusion's docstring)
+        assert expected_calibration_error(confidence, right) < 0.065
 
 
 def test_a_sample_weight_counts_as_that_many_copies() -> None:
