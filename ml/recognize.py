@@ -17,6 +17,7 @@ from PIL import Image
 
 from ml.fusion import landmark_evidence, probabilities
 from ml.index.bundle import IndexBundle
+from ml.index.embedding_cache import at_stored_precision
 from ml.index.expansion import expand_query
 from ml.models.blas_threads import one_blas_thread
 from ml.models.image_embedder import Embedding, ImageEmbedder
@@ -136,10 +137,12 @@ def _timed(work: Callable[[Image.Image], T], image: Image.Image) -> tuple[T, flo
 
 def extract_features(embedder: ImageEmbedder, matcher: LocalFeatureMatcher,
                      image: Image.Image) -> tuple[Embedding, LocalFeatures, float, float]:
-    """Both forward passes, side by side: (embedding, local features, embed ms, local-features ms)."""
+    """Both forward passes, side by side: (embedding, local features, embed ms, local-features ms), at the
+    precision the embedding cache and the index keep them."""
     local_job = _LOCAL_FEATURES.submit(_timed, matcher.extract, image)
     embedding, embed_ms = _timed(embedder.embed_one, image)
     local, local_ms = local_job.result()
+    embedding, local = at_stored_precision(embedding, local)
     return embedding, local, embed_ms, local_ms
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.fusion import FusionParams
+from ml.index.embedding_cache import STORED_DTYPE
 from ml.index.expansion import ExpansionConfig
 from ml.index.vector_index import VectorIndex
 from ml.index.whitening import Whitening
@@ -83,8 +84,8 @@ class IndexBundle:
             tmp / "local.npz",
             counts=counts,
             keypoints=np.concatenate([f.keypoints for f in self.local]) if self.local else np.zeros((0, 2), np.float32),
-            descriptors=(np.concatenate([f.descriptors for f in self.local]).astype(np.float16) if self.local
-                         else np.zeros((0, 64), np.float16)),
+            descriptors=(np.concatenate([f.descriptors for f in self.local]).astype(STORED_DTYPE) if self.local
+                         else np.zeros((0, 64), STORED_DTYPE)),
         )
         np.savez(
             tmp / "heads.npz",

@@ -15,7 +15,23 @@ from pathlib import Path
 
 import numpy as np
 
+from ml.models.image_embedder import Embedding
 from ml.models.local_features import LocalFeatures
+
+# Local descriptors and ImageNet logits are kept at half precision, here and in an index's local.npz.
+STORED_DTYPE = np.float16
+
+
+def at_stored_precision(embedding: Embedding, local: LocalFeatures) -> tuple[Embedding, LocalFeatures]:
+    """A photo's features rounded as the disk keeps them, back in float32 for the arithmetic.
+
+    Every extraction goes through this, so a photo's features are the same just extracted, read back
+    from this cache or from an index: a first build calibrates on the gallery that will serve (it
+    used to fit on float32 descriptors and serve their float16 copies), equals a rebuild from the
+    cache, and measures the held-back photos as the worker answers them. A tiny test gallery, whose
+    answers all sat near the threshold, showed the held-back figures one photo off the worker's."""
+    rounded = Embedding(embedding.vector, embedding.imagenet_logits.astype(STORED_DTYPE).astype(np.float32))
+    return rounded, LocalFeatures(local.keypoints, local.descriptors.astype(STORED_DTYPE).astype(np.float32))
 
 
 @dataclass
@@ -49,6 +65,6 @@ class EmbeddingCache:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as handle:
             np.savez(handle, vector=embedding.vector.astype(np.float32),
-                     imagenet_logits=embedding.imagenet_logits.astype(np.float16),
-                     keypoints=embedding.local.keypoints, descriptors=embedding.local.descriptors.astype(np.float16))
+                     imagenet_logits=embedding.imagenet_logits.astype(STORED_DTYPE),
+                     keypoints=embedding.local.keypoints, descriptors=embedding.local.descriptors.astype(STORED_DTYPE))
         os.replace(tmp, path)

@@ -24,7 +24,7 @@ from PIL import Image
 @dataclass
 class LocalFeatures:
     keypoints: np.ndarray  # [n, 2] float32, pixel coordinates of the resized image
-    descriptors: np.ndarray  # [n, 64] float32 in memory (float16 on disk), L2-normalised
+    descriptors: np.ndarray  # [n, 64] float32 in memory, rounded to float16 (as on disk: at_stored_precision)
 
 
 @dataclass(frozen=True)
