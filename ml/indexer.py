@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 # Bump when the build itself changes (what is fitted, how), so "nothing new" does not keep an index made the old way.
 BUILD_METHOD = 7  # 2: fusion temperature, ImageNet evidence for unknown places; 3: PCA whitening; 4: 20-row shortlist;
 # 5: no head evidence for single-photo landmarks; 6: a left-out landmark's photos weigh one unknown in all;
-# 7: the temperature and an unknown-logit shift fitted for the top-1's correctness too
+# 7: the temperature and an unknown-logit shift fitted for the top-1's correctness too, on features as stored
 CALIBRATION_THREADS = 2  # the machine the bars are set on has two cores
 Progress = Callable[[str, int, int], None]  # (stage, done, total): embed, calibrate, held_back, text, save
 
