@@ -24,6 +24,13 @@ from storage.schemas import Job, JobResult
 log = logging.getLogger(__name__)
 
 
+# A Redis client gives up on a read after its socket timeout (5 s by default since redis-py 8), and a blocking
+# pop is a read: a bot waiting longer for a job (a worker still loading its models) got a socket error instead
+# of its answer. Blocking calls wait in slices well under any sane socket timeout; a slice returns as soon as
+# the reply is there, so the answer is no later.
+BLOCK_SLICE_S = 1.0
+
+
 class QueueTimeout(TimeoutError):
     pass
 
@@ -117,16 +124,19 @@ class RedisStreamQueue(JobQueue):
     async def submit(self, job: Job, timeout: float = 60.0) -> JobResult:
         await self._ensure_group()
         await self.redis.xadd(self.stream, {"job": job.model_dump_json()}, maxlen=100_000, approximate=True)
-        reply = await self.redis.blpop([self.result_prefix + job.id], timeout=timeout)
-        if reply is None:
-            raise QueueTimeout(job.id)
-        return JobResult.model_validate_json(reply[1])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (remaining := deadline - loop.time()) > 0:
+            reply = await self.redis.blpop([self.result_prefix + job.id], timeout=min(BLOCK_SLICE_S, remaining))
+            if reply is not None:
+                return JobResult.model_validate_json(reply[1])
+        raise QueueTimeout(job.id)
 
     async def consume(self, batch_size: int, timeout: float) -> list[Delivery]:
         await self._ensure_group()
         deliveries = await self._reclaim(batch_size)
         if not deliveries:
-            block_ms = max(1, int(timeout * 1000))
+            block_ms = max(1, int(min(timeout, BLOCK_SLICE_S) * 1000))  # the caller polls again
             response = await self.redis.xreadgroup(
                 self.group, self.consumer, {self.stream: ">"}, count=batch_size, block=block_ms
             )

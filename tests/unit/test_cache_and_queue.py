@@ -95,6 +95,29 @@ async def test_redis_queue_spreads_jobs_over_workers(redis_client: Redis, redis_
     assert await bot_side.length() == 0
 
 
+async def test_redis_queue_waits_for_a_job_longer_than_the_clients_socket_timeout(redis_prefix: str) -> None:
+    """A worker still loading its models answers late; the bot must wait for it, not fail on a socket read."""
+    from tests.conftest import REDIS_URL
+
+    client = Redis.from_url(REDIS_URL, socket_timeout=2)  # redis-py 8's default is 5 s: the same, sooner
+    try:
+        bot_side = RedisStreamQueue(client, redis_prefix)
+        worker = RedisStreamQueue(client, redis_prefix, consumer="late")
+
+        async def serve_late() -> None:
+            await asyncio.sleep(3)
+            await _serve_once(worker)
+
+        serving = asyncio.create_task(serve_late())
+        result = await bot_side.submit(Job(kind="ping"), timeout=10)
+        await serving
+        assert result.ok
+        with pytest.raises(QueueTimeout):  # and with nobody serving, the queue's own timeout still holds
+            await bot_side.submit(Job(kind="ping"), timeout=2.5)
+    finally:
+        await client.aclose()
+
+
 async def _serve_forever(queue: RedisStreamQueue) -> None:
     while True:
         await _serve_once(queue)
