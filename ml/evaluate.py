@@ -20,6 +20,7 @@ from ml.index.bundle import IndexBundle
 from ml.index.embedding_cache import EmbeddingCache
 from ml.indexer import BuildControl, IndexModels, build_index
 from ml.metrics import (
+    calibration_error_by_chance,
     expected_calibration_error,
     global_average_precision,
     map_at_k,
@@ -63,6 +64,10 @@ class EvalReport:
     category_p_at_1_unknown_place: float | None = None  # the place's landmark left out of the gallery
     category_p_at_5_unknown_place: float | None = None
     fusion_temperature: float | None = None  # fitted on the gallery, out of sample
+    # The ECE a perfectly calibrated model would show on these same confidences (mean, 95th percentile of draws):
+    # what `ece` is read against on a few dozen queries.
+    ece_by_chance: float | None = None
+    ece_by_chance_p95: float | None = None
     text_hit_at_1: float | None = None
     text_hit_at_5: float | None = None
     text_mrr: float | None = None
@@ -169,6 +174,7 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
     unknown = [i for i, t in enumerate(truth) if t is None]
     known_truth = [truth[i] for i in known]
     known_categories = [categories.get(t, "other") for t in known_truth]
+    ece_by_chance, ece_by_chance_p95 = calibration_error_by_chance(top_probability)
     unknown_place_ranked = _unknown_place_categories(bundle, [truth[i] for i in known], [embeddings[i] for i in known])
     return EvalReport(
         landmark_p_at_1=precision_at_k([ranked[i] for i in known], known_truth, 1),
@@ -185,6 +191,8 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
         false_rejection=rejected_share([recognised[i] for i in known]) or 0.0,
         ece=expected_calibration_error(top_probability,
                                        [t is not None and bool(r) and r[0] == t for r, t in zip(ranked, truth)]),
+        ece_by_chance=ece_by_chance,
+        ece_by_chance_p95=ece_by_chance_p95,
         n_landmark_queries=len(known),
         n_distractor_queries=len(unknown),
         latency_ms_p50=float(np.percentile(latencies, 50)) if latencies else 0.0,

@@ -117,8 +117,8 @@ def write_report(folder: Path, dataset: Path, metrics: dict, outcomes: list[dict
     axis.bar(centres, accuracy, width=0.09, alpha=0.7)
     for x, y, n in zip(centres, accuracy, counts):
         axis.annotate(str(n), (x, y), ha="center", va="bottom", fontsize=8)
-    axis.set(xlabel="top-1 probability", ylabel="share correct", title=f"reliability, ECE {metrics['ece']:.3f}",
-             xlim=(0, 1), ylim=(0, 1.05))
+    axis.set(xlabel="top-1 probability", ylabel="share correct", xlim=(0, 1), ylim=(0, 1.05))
+    axis.set_title(_reliability_title(metrics), fontsize=10)
     save(figure, "reliability.png")
 
     figure, axis = plt.subplots(figsize=(8, 0.3 * len(table) + 1.5))
@@ -149,6 +149,15 @@ def write_report(folder: Path, dataset: Path, metrics: dict, outcomes: list[dict
         sheet.save(folder / "worst_failures.png", optimize=True)
         written.append(folder / "worst_failures.png")
     return written
+
+
+def _reliability_title(metrics: dict) -> str:
+    """The ECE, and beside it the ECE a calibrated model would show by chance on as many answers."""
+    title = f"reliability, ECE {metrics['ece']:.3f}"
+    if metrics.get("ece_by_chance") is not None:
+        title += (f"\na calibrated model's by chance: {metrics['ece_by_chance']:.3f}"
+                  f" (95th percentile {metrics['ece_by_chance_p95']:.3f})")
+    return title
 
 
 def _failed(outcome: dict) -> bool:

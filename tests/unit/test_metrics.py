@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ml.metrics import (
+    calibration_error_by_chance,
     expected_calibration_error,
     global_average_precision,
     map_at_k,
@@ -49,6 +50,18 @@ def test_ece_by_hand() -> None:
 
 def test_perfect_calibration_has_zero_ece() -> None:
     assert expected_calibration_error([1.0, 1.0, 0.0], [True, True, False]) == pytest.approx(0.0)
+
+
+def test_ece_by_chance_by_hand() -> None:
+    # Two answers at 0.5, both in bin (0.4, 0.5]: 0, 1 or 2 right with chances 1/4, 1/2, 1/4 give an ECE of
+    # |0 - 0.5|, |0.5 - 0.5|, |1 - 0.5|: 0.25 on average, 0.5 at the 95th percentile.
+    mean, high = calibration_error_by_chance([0.5, 0.5], draws=20000)
+    assert mean == pytest.approx(0.25, abs=0.01)
+    assert high == pytest.approx(0.5)
+    # Certain answers leave nothing to chance.
+    assert calibration_error_by_chance([1.0, 0.0, 1.0]) == (0.0, 0.0)
+    # More answers at the same confidence average the luck out: 400 answers at 0.7 stay within a few hundredths.
+    assert calibration_error_by_chance([0.7] * 400)[0] < 0.03
 
 
 def test_rejected_share_counts_not_recognised_answers() -> None:
