@@ -223,7 +223,7 @@ def _unknown_place_categories(bundle: IndexBundle, truth: list[str],
         if embedding is None or heads[landmark] is None:
             ranked.append([])
             continue
-        p = place_category_proba(heads[landmark], bundle.imagenet_weight, embedding.vector,
+        p = place_category_proba(heads[landmark], bundle.place_weights, embedding.vector,
                                  embedding.imagenet_logits)
         ranked.append([CATEGORIES[i] for i in np.argsort(-p)[:5]])
     return ranked

@@ -36,7 +36,7 @@ from ml.models.blas_threads import one_blas_thread
 from ml.models.heads import out_of_fold_log_proba, train_linear_head
 from ml.models.image_embedder import ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
-from ml.models.place_categories import fit_imagenet_weight
+from ml.models.place_categories import fit_place_weights
 from ml.recognize import QueryEvidence, extract_features, gather_evidence
 from ml.settings import MLSettings
 from ml.text.encoders import TextEncoder, encoders_from_settings
@@ -48,9 +48,10 @@ from storage.repositories import GalleryPhoto, Repositories
 log = logging.getLogger(__name__)
 
 # Bump when the build itself changes (what is fitted, how), so "nothing new" does not keep an index made the old way.
-BUILD_METHOD = 7  # 2: fusion temperature, ImageNet evidence for unknown places; 3: PCA whitening; 4: 20-row shortlist;
+BUILD_METHOD = 8  # 2: fusion temperature, ImageNet evidence for unknown places; 3: PCA whitening; 4: 20-row shortlist;
 # 5: no head evidence for single-photo landmarks; 6: a left-out landmark's photos weigh one unknown in all;
-# 7: the temperature and an unknown-logit shift fitted for the top-1's correctness too, on features as stored
+# 7: the temperature and an unknown-logit shift fitted for the top-1's correctness too, on features as stored;
+# 8: the category head's weight for unknown places fitted beside ImageNet's
 CALIBRATION_THREADS = 2  # the machine the bars are set on has two cores
 Progress = Callable[[str, int, int], None]  # (stage, done, total): embed, calibrate, held_back, text, save
 
@@ -180,8 +181,7 @@ def build_bundle(
         local=[local[i] for i in landmark_rows],
         landmark_head=train_linear_head(gallery_vectors, labels),
         category_head=train_linear_head(gallery_vectors, categories),
-        imagenet_weight=fit_imagenet_weight(gallery_vectors, gallery.imagenet_logits[landmark_rows], labels,
-                                            categories),
+        place_weights=fit_place_weights(gallery_vectors, gallery.imagenet_logits[landmark_rows], labels, categories),
         fusion=fit_fusion([]),
         expansion=expansion,
         whitening=whitening,

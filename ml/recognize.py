@@ -210,7 +210,7 @@ class Recognizer:
         totals = dict.fromkeys(CATEGORIES, 0.0)
         for landmark_id, p in zip(classes, p_landmarks):
             totals[self.bundle.landmarks[landmark_id].category] += float(p)
-        unknown_place = place_category_proba(self.bundle.category_head, self.bundle.imagenet_weight,
+        unknown_place = place_category_proba(self.bundle.category_head, self.bundle.place_weights,
                                              embedding.vector, embedding.imagenet_logits)
         for category, p in zip(CATEGORIES, unknown_place):
             totals[category] += p_unknown * float(p)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from ml.index.vector_index import VectorIndex
 from ml.index.whitening import Whitening
 from ml.models.heads import LinearHead
 from ml.models.local_features import LocalFeatures
+from ml.models.place_categories import PlaceWeights
 from ml.text.search import TextCorpus
 
 
@@ -51,7 +52,7 @@ class IndexBundle:
     landmark_head: LinearHead
     category_head: LinearHead
     fusion: FusionParams
-    imagenet_weight: float = 0.0  # weight of ImageNet evidence beside the category head, for unknown places
+    place_weights: PlaceWeights = field(default_factory=PlaceWeights)  # category head vs ImageNet, unknown places
     expansion: ExpansionConfig = field(default_factory=ExpansionConfig)  # αQE / DBA, off unless chosen
     whitening: Whitening | None = None  # learned on the gallery; stored vectors and heads live in its space
     stats: dict = field(default_factory=dict)
@@ -103,7 +104,7 @@ class IndexBundle:
             "landmarks": {k: vars(v) for k, v in self.landmarks.items()},
             "landmark_classes": self.landmark_head.classes,
             "category_classes": self.category_head.classes,
-            "imagenet_weight": self.imagenet_weight,
+            "place_weights": asdict(self.place_weights),
             "expansion": self.expansion.to_dict(),
             "fusion": self.fusion.to_dict(),
             "stats": self.stats,
@@ -141,9 +142,16 @@ class IndexBundle:
             landmark_head=LinearHead(heads["landmark_w"], heads["landmark_b"], meta["landmark_classes"]),
             category_head=LinearHead(heads["category_w"], heads["category_b"], meta["category_classes"]),
             fusion=FusionParams(**meta["fusion"]),
-            imagenet_weight=meta.get("imagenet_weight", meta.get("category_weights", [1.0, 0.0])[1]),
+            place_weights=_place_weights(meta),
             expansion=ExpansionConfig(**meta.get("expansion", {})),
             whitening=whitening,
             stats=meta.get("stats", {}),
             text=TextCorpus.load(folder),
         )
+
+
+def _place_weights(meta: dict) -> PlaceWeights:  # type: ignore[type-arg]
+    """Indexes built before both weights were fitted kept the head at full weight and stored ImageNet's alone."""
+    if "place_weights" in meta:
+        return PlaceWeights(**meta["place_weights"])
+    return PlaceWeights(head=1.0, imagenet=meta.get("imagenet_weight", meta.get("category_weights", [1.0, 0.0])[1]))

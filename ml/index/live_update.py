@@ -77,7 +77,7 @@ def changed_bundle(
         landmark_head=train_linear_head(vectors, labels),
         category_head=train_linear_head(vectors, [kept_landmarks[label].category for label in labels]),
         fusion=bundle.fusion,
-        imagenet_weight=bundle.imagenet_weight,
+        place_weights=bundle.place_weights,
         expansion=bundle.expansion,  # rows added live are not database-augmented until the next /reindex
         whitening=bundle.whitening,  # added rows arrive whitened with it (live_change)
         stats=stats,

@@ -130,7 +130,7 @@ async def test_live_change_moves_a_landmark_without_a_rebuild(services: Services
     assert moved not in without.landmark_head.classes and moved not in {lm.id for lm in without.text.landmarks}
     assert len(without.photo_ids) == len(bundle.photo_ids) - len(photo_ids)
     assert without.fusion == bundle.fusion  # no recalibration: a live change keeps the operating point
-    assert without.imagenet_weight == bundle.imagenet_weight
+    assert without.place_weights == bundle.place_weights
 
     await services.repos.upsert_landmark(id="moved_copy", name_en="Moved Copy", name_ru=None, aliases=[],
                                          city="Nowhere", country=None, category="church", lat=None, lon=None,
