@@ -12,8 +12,8 @@ photos are predicted as places the head never saw, which is the only case this d
 for (an answer gives it the "unknown" share; gallery places get theirs from their landmarks'
 probabilities). On the dev gallery the head's weight comes out at about zero and ImageNet's at
 about 2: on the dev split and 7 re-splits, the category of a place left out of the gallery went
-P@1 0.179 -> 0.399 and P@5 0.500 -> 0.611 (higher on each of the 8), and the category answer for
-gallery places stayed at P@1 0.997. Reading the ImageNet logits off a 224 px pass instead of the
+P@1 0.179 -> 0.399 (higher on each of the 8; P@5 0.500 -> 0.609 on the dev split), and the
+category answer for gallery places stayed at P@1 0.997. Reading the ImageNet logits off a 224 px pass instead of the
 retrieval's 384 px one did no better (P@1 0.356). (The head used to keep a fixed full say, for fear that gallery places with weak
 evidence would lose their category; the landmark probabilities carry those now.)
 """
