@@ -11,6 +11,7 @@ import sys
 import uuid
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -18,6 +19,10 @@ from rich.table import Table
 
 from cli.logs import configure_logging
 from cli.progress import progress_bar
+
+if TYPE_CHECKING:
+    from ml.evaluate import EvalReport
+    from ml.resplit import PooledCalibration, Spread
 
 app = typer.Typer(help="Landmark recognition bot: data, index, evaluation, worker and bot.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
@@ -234,12 +239,18 @@ def eval_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
              ) -> None:
     """Run the dataset's protocol (index its gallery, send every query) in a temporary store."""
     from ml.evaluate import evaluate
-    from ml.report import per_landmark, stage_costs, write_report
+    from ml.report import (
+        per_landmark,
+        reliability_diagram,
+        save_figure,
+        stage_costs,
+        write_report,
+    )
 
     with progress_bar() as update:
         report = asyncio.run(evaluate(folder, progress=update))
     metrics = report.metrics()
-    spread = _resplit_spread(folder, metrics, resplits) if resplits else None
+    spread, pooled = _resplit_spread(folder, report, resplits) if resplits else (None, None)
     table = Table(title=f"evaluation on {folder}")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -266,20 +277,41 @@ def eval_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
         for row in spread:
             table.add_row(row.figure, *(f"{v:.3f}" for v in (row.dataset_split, row.mean, row.sd, row.low, row.high)))
         console.print(table)
+    if pooled:
+        table = Table(title=f"top-1 calibration pooled over the dataset split and the {resplits} re-splits "
+                            f"({pooled.answers} answers): ECE {pooled.ece:.3f}, a calibrated model's by chance "
+                            f"{pooled.ece_by_chance:.3f} (95th percentile {pooled.ece_by_chance_p95:.3f})")
+        for column in ("top-1 probability", "answers", "mean probability", "share right"):
+            table.add_column(column, justify="right")
+        for row in pooled.bins:
+            table.add_row(f"{row['low']:.1f}-{row['high']:.1f}", str(row["answers"]), f"{row['mean_confidence']:.3f}",
+                          f"{row['share_right']:.3f}")
+        console.print(table)
     if json_path:
-        saved = {**metrics, "resplits": [asdict(row) for row in spread]} if spread else metrics
+        saved = metrics
+        if spread:
+            saved = {**metrics, "resplits": [asdict(row) for row in spread],
+                     "resplits_pooled_calibration": asdict(pooled)}
         json_path.write_text(json.dumps(saved, indent=2), encoding="utf-8")
     if report_dir:
         written = write_report(report_dir, folder, metrics, report.outcomes, report.names, report.threshold)
+        if pooled:
+            written.append(save_figure(reliability_diagram(
+                pooled.bins, f"pooled over {resplits + 1} splits ({pooled.answers} answers), ECE {pooled.ece:.3f}"
+                             f"\na calibrated model's by chance: {pooled.ece_by_chance:.3f}"
+                             f" (95th percentile {pooled.ece_by_chance_p95:.3f})"), report_dir / "reliability_pooled.png"))
         console.print(f"report: {len(written)} files in {report_dir}")
 
 
-def _resplit_spread(folder: Path, metrics: dict, count: int) -> list:  # type: ignore[type-arg]
-    from ml.resplit import evaluate_resplits, spreads
+def _resplit_spread(folder: Path, report: EvalReport, count: int) -> tuple[list[Spread], PooledCalibration]:
+    """Each figure's spread over `count` re-splits, and the top-1 calibration of all their answers with the
+    dataset split's."""
+    from ml.resplit import evaluate_resplits, pooled_calibration, spreads
 
     with progress_bar() as update:
         results = asyncio.run(evaluate_resplits(folder, count, progress=update))
-    return spreads(metrics, results)
+    return (spreads(report.metrics(), [r.metrics() for r in results]),
+            pooled_calibration([report.outcomes, *(r.outcomes for r in results)]))
 
 
 COMPARE_HEADERS = {"landmark_p_at_1": "P@1", "landmark_p_at_5": "P@5", "gap": "GAP", "retrieval_recall_at_20": "R@20",

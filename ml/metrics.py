@@ -59,20 +59,22 @@ def rejected_share(recognised: Sequence[bool]) -> float | None:
     return float(np.mean([not r for r in recognised]))
 
 
-def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float:
-    """Σ over equal-width confidence bins of (share of samples) · |accuracy − mean confidence|."""
+def reliability_bins(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10) -> list[dict]:
+    """Per non-empty equal-width bin of the confidence (right edge inclusive): its answers, their mean
+    confidence and the share of them right. The ECE sums over these; the reliability diagrams draw them."""
     conf = np.asarray(confidences, dtype=np.float64)
     hit = np.asarray(correct, dtype=np.float64)
-    if len(conf) == 0:
-        return 0.0
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    index = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
-    error = 0.0
-    for b in range(bins):
-        mask = index == b
-        if mask.any():
-            error += mask.mean() * abs(hit[mask].mean() - conf[mask].mean())
-    return float(error)
+    index = np.clip(np.digitize(conf, np.linspace(0.0, 1.0, bins + 1)[1:-1], right=True), 0, bins - 1)
+    return [{"low": b / bins, "high": (b + 1) / bins, "answers": int((index == b).sum()),
+             "mean_confidence": float(conf[index == b].mean()), "share_right": float(hit[index == b].mean())}
+            for b in range(bins) if (index == b).any()]
+
+
+def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float:
+    """Σ over equal-width confidence bins of (share of samples) · |accuracy − mean confidence|."""
+    total = len(confidences)
+    return float(sum(row["answers"] / total * abs(row["share_right"] - row["mean_confidence"])
+                     for row in reliability_bins(confidences, correct, bins)))
 
 
 def calibration_error_by_chance(confidences: Sequence[float], bins: int = 10, draws: int = 4000,

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from ml.metrics import reliability_bins
+
 WORST_FAILURES = 8
 THUMB = 220
 
@@ -73,10 +75,7 @@ def write_report(folder: Path, dataset: Path, metrics: dict, outcomes: list[dict
     written: list[Path] = []
 
     def save(figure, name: str) -> None:  # type: ignore[no-untyped-def]
-        figure.tight_layout()
-        figure.savefig(folder / name, dpi=110)
-        plt.close(figure)
-        written.append(folder / name)
+        written.append(save_figure(figure, folder / name))
 
     table = per_landmark(outcomes, names)
     _write_csv(folder / "per_landmark.csv", table)
@@ -105,21 +104,8 @@ def write_report(folder: Path, dataset: Path, metrics: dict, outcomes: list[dict
     right.legend(loc="lower right")
     save(figure, "curves.png")
 
-    figure, axis = plt.subplots(figsize=(5, 5))
-    confidence = np.array([o["top_probability"] for o in outcomes])
-    correct = np.array([o["expected"] is not None and o["got"][:1] == [o["expected"]] for o in outcomes], float)
-    edges = np.linspace(0, 1, 11)
-    bins = np.clip(np.digitize(confidence, edges) - 1, 0, 9)
-    centres = [(edges[b] + edges[b + 1]) / 2 for b in range(10) if (bins == b).any()]
-    accuracy = [correct[bins == b].mean() for b in range(10) if (bins == b).any()]
-    counts = [int((bins == b).sum()) for b in range(10) if (bins == b).any()]
-    axis.plot([0, 1], [0, 1], linestyle="--", color="grey")
-    axis.bar(centres, accuracy, width=0.09, alpha=0.7)
-    for x, y, n in zip(centres, accuracy, counts):
-        axis.annotate(str(n), (x, y), ha="center", va="bottom", fontsize=8)
-    axis.set(xlabel="top-1 probability", ylabel="share correct", xlim=(0, 1), ylim=(0, 1.05))
-    axis.set_title(_reliability_title(metrics), fontsize=10)
-    save(figure, "reliability.png")
+    save(reliability_diagram(reliability_bins(*top1_calibration(outcomes)), _reliability_title(metrics)),
+         "reliability.png")
 
     figure, axis = plt.subplots(figsize=(8, 0.3 * len(table) + 1.5))
     axis.barh([row["name"][:40] for row in table], [row["p_at_1"] for row in table])
@@ -149,6 +135,42 @@ def write_report(folder: Path, dataset: Path, metrics: dict, outcomes: list[dict
         sheet.save(folder / "worst_failures.png", optimize=True)
         written.append(folder / "worst_failures.png")
     return written
+
+
+def top1_calibration(outcomes: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(top-1 probability, whether that top-1 is the right landmark) per query: what the ECE reads."""
+    confidence = np.array([o["top_probability"] for o in outcomes], dtype=np.float64)
+    correct = np.array([o["expected"] is not None and o["got"][:1] == [o["expected"]] for o in outcomes], bool)
+    return confidence, correct
+
+
+def reliability_diagram(bins: list[dict], title: str):  # type: ignore[no-untyped-def]
+    """Share right per bin (`metrics.reliability_bins`) against the diagonal, each bar labelled with its answers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5, 5))
+    centres = [(row["low"] + row["high"]) / 2 for row in bins]
+    accuracy = [row["share_right"] for row in bins]
+    axis.plot([0, 1], [0, 1], linestyle="--", color="grey")
+    axis.bar(centres, accuracy, width=0.09, alpha=0.7)
+    for x, y, row in zip(centres, accuracy, bins):
+        axis.annotate(str(row["answers"]), (x, y), ha="center", va="bottom", fontsize=8)
+    axis.set(xlabel="top-1 probability", ylabel="share correct", xlim=(0, 1), ylim=(0, 1.05))
+    axis.set_title(title, fontsize=10)
+    return figure
+
+
+def save_figure(figure, path: Path) -> Path:  # type: ignore[no-untyped-def]
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
 
 
 def _reliability_title(metrics: dict) -> str:

@@ -19,9 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.evaluate import evaluate
+from ml.evaluate import EvalReport, evaluate
 from ml.index.embedding_cache import EmbeddingCache
 from ml.indexer import IndexModels
+from ml.metrics import (
+    calibration_error_by_chance,
+    expected_calibration_error,
+    reliability_bins,
+)
+from ml.report import top1_calibration
 from storage.dataset_import import SplitPhoto, list_photos
 
 # The figures a re-split summary reports: the bars of the recognition issue.
@@ -64,9 +70,29 @@ def spreads(dataset_split: dict[str, float], resplits: list[dict[str, float]]) -
     return out
 
 
+@dataclass
+class PooledCalibration:
+    """The top-1 answers of several splits taken together. One split's few dozen answers give an ECE that
+    is mostly the luck of a handful of answers per bin (`ece_by_chance`); pooled, a bin holds enough of them
+    to tell a model that says 0.4 where it is right 9 times in 10 from one that was unlucky once."""
+
+    answers: int
+    ece: float
+    ece_by_chance: float
+    ece_by_chance_p95: float
+    bins: list[dict]
+
+
+def pooled_calibration(outcomes_per_split: list[list[dict]]) -> PooledCalibration:
+    confidence, correct = top1_calibration([outcome for outcomes in outcomes_per_split for outcome in outcomes])
+    by_chance, by_chance_p95 = calibration_error_by_chance(confidence)
+    return PooledCalibration(len(confidence), expected_calibration_error(confidence, correct), by_chance,
+                             by_chance_p95, reliability_bins(confidence, correct))
+
+
 async def evaluate_resplits(folder: Path, count: int, progress: Callable[[str, int, int], None] | None = None,
-                            first_seed: int = 1) -> list[dict[str, float]]:
-    """The metrics of `count` re-splits; one embedding cache serves them all, so each costs an index build
+                            first_seed: int = 1) -> list[EvalReport]:
+    """The reports of `count` re-splits; one embedding cache serves them all, so each costs an index build
     and the queries, not the whole gallery embedded again."""
     photos = list_photos(folder, {"gallery", "query"})
     models = IndexModels.default()
@@ -78,7 +104,7 @@ async def evaluate_resplits(folder: Path, count: int, progress: Callable[[str, i
                 progress("re-split", number, count)
             report = await evaluate(folder, models=models, split=random_split(photos, first_seed + number),
                                     embeddings=embeddings)
-            results.append(report.metrics())
+            results.append(report)
         if progress:
             progress("re-split", count, count)
     return results

@@ -15,13 +15,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_eval_meets_the_bars(dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval.json"
-    subprocess.run([sys.executable, "-m", "cli", "eval", str(dataset), "--json", str(out)], cwd=ROOT, check=True,
-                   timeout=1800)
+    report = tmp_path / "report"
+    subprocess.run([sys.executable, "-m", "cli", "eval", str(dataset), "--json", str(out), "--report", str(report),
+                    "--resplits", "1"], cwd=ROOT, check=True, timeout=1800)
     metrics = json.loads(out.read_text())
+    pooled = metrics.pop("resplits_pooled_calibration")
+    metrics.pop("resplits")
     FIGURES.append("landmarks eval (dev set): " + ", ".join(
         f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
+    FIGURES.append(f"top-1 calibration pooled over the dev split and 1 re-split ({pooled['answers']} answers): "
+                   f"ECE {pooled['ece']:.3f}, by chance {pooled['ece_by_chance']:.3f}")
     with open(dataset / "split.csv", encoding="utf-8") as handle:
         queries = [r for r in csv.DictReader(handle) if r["role"] == "query"]
+    # The pool holds every answer of both splits, binned as the ECE bins them.
+    assert pooled["answers"] == 2 * len(queries) == sum(row["answers"] for row in pooled["bins"])
+    assert (report / "reliability_pooled.png").stat().st_size > 0
     assert metrics["n_landmark_queries"] == sum(1 for r in queries if r["landmark_id"])
     assert metrics["n_distractor_queries"] == sum(1 for r in queries if not r["landmark_id"])
     for key in ("landmark_map_at_5", "gap", "category_p_at_5", "ece", "retrieval_recall_at_20",

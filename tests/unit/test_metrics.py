@@ -11,6 +11,7 @@ from ml.metrics import (
     map_at_k,
     precision_at_k,
     rejected_share,
+    reliability_bins,
 )
 
 
@@ -46,6 +47,15 @@ def test_ece_by_hand() -> None:
     # bin (0.9, 1.0]: conf 0.95, 0.95 -> acc 1.0 -> |1.0-0.95| = 0.05, weight 0.5
     ece = expected_calibration_error([0.15, 0.15, 0.95, 0.95], [True, False, True, True])
     assert ece == pytest.approx(0.5 * 0.35 + 0.5 * 0.05)
+
+
+def test_reliability_bins_by_hand() -> None:
+    # 0.3 sits on an edge and falls in the bin it closes, (0.2, 0.3]; empty bins are left out.
+    bins = reliability_bins([0.05, 0.15, 0.15, 0.3, 0.95], [False, True, False, True, True])
+    assert [(row["low"], row["high"], row["answers"]) for row in bins] == [(0.0, 0.1, 1), (0.1, 0.2, 2), (0.2, 0.3, 1),
+                                                                          (0.9, 1.0, 1)]
+    assert [row["share_right"] for row in bins] == [0.0, 0.5, 1.0, 1.0]
+    assert [row["mean_confidence"] for row in bins] == pytest.approx([0.05, 0.15, 0.3, 0.95])
 
 
 def test_perfect_calibration_has_zero_ece() -> None:

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from ml.resplit import random_split, spreads
+from ml.resplit import pooled_calibration, random_split, spreads
 from storage.dataset_import import SplitPhoto
 
 PHOTOS = [
@@ -42,3 +42,20 @@ def test_spreads_summarise_each_figure_over_the_resplits() -> None:
     assert (p1.dataset_split, p1.mean, p1.low, p1.high) == (0.9, 0.9, 0.8, 1.0)
     assert p1.sd == pytest.approx(0.1414, abs=1e-4)  # sample standard deviation of 0.8 and 1.0
     assert rows["ece"].sd == 0.0 and rows["ece"].mean == 0.1
+
+
+def _answer(probability: float, right: bool) -> dict:
+    return {"top_probability": probability, "expected": "a", "got": ["a" if right else "b"]}
+
+
+def test_pooled_calibration_lets_two_splits_luck_cancel() -> None:
+    # One split answered right at 0.6, the other wrong at 0.6: ECEs of 0.4 and 0.6 apart, but pooled, two
+    # answers at 0.6 of which one is right: |0.5 - 0.6| = 0.1.
+    pooled = pooled_calibration([[_answer(0.6, True)], [_answer(0.6, False)]])
+    assert pooled.answers == 2
+    assert pooled.ece == pytest.approx(0.1)
+    assert [(row["answers"], row["share_right"]) for row in pooled.bins] == [(2, 0.5)]
+    assert 0.0 < pooled.ece_by_chance <= pooled.ece_by_chance_p95
+    # A distractor's answer is never right, whatever its top-1 says.
+    distractor = {"top_probability": 0.9, "expected": None, "got": ["a"]}
+    assert pooled_calibration([[distractor]]).ece == pytest.approx(0.9)
