@@ -84,7 +84,7 @@ def calibration_error_by_chance(confidences: Sequence[float], bins: int = 10, dr
     Each draw makes every answer right with exactly its stated probability and measures the ECE of that
     outcome. On a few dozen queries the binned ECE is far from zero even then: each bin's accuracy is a
     share of a handful of answers. On the dev split (66 queries), the confidences the bot gives came to a
-    mean of 0.063 (95th percentile 0.091), so an ECE is read against this figure, not against zero.
+    mean of 0.057 (95th percentile 0.079), so an ECE is read against this figure, not against zero.
     """
     conf = np.asarray(confidences, dtype=np.float64)
     if len(conf) == 0:

@@ -75,16 +75,34 @@ def test_temperature_softens_without_reordering() -> None:
     assert list(np.argsort(-soft)) == list(np.argsort(-sharp)) and soft.max() < sharp.max()
 
 
-def test_temperature_is_fitted_on_held_out_groups() -> None:
-    rng = np.random.default_rng(3)
+def _with_hard_cases(rng: np.random.Generator) -> list[tuple[np.ndarray, int]]:
     samples = _samples(rng) + _samples(rng)
     for _ in range(30):  # known landmarks whose photos look like nothing: the hard cases of a real gallery
         samples.append((_evidence(list(rng.uniform(0.4, 0.65, 5)), list(rng.integers(0, 18, 5))), 2))
-    groups = [f"g{i % 40}" for i in range(len(samples))]
-    plain = fit_fusion(samples)
-    scaled = fit_fusion(samples, groups=groups)
-    assert plain.temperature == 1.0 and plain.weights == scaled.weights
-    assert 0.7 < scaled.temperature < 1.5  # i.i.d. groups: the held-out fit agrees with the in-sample one
+    return samples
+
+
+def _top_1_calibration_error(samples: list[tuple[np.ndarray, int]], params: FusionParams) -> float:
+    confidence, right = [], []
+    for evidence, label in samples:
+        p, _ = probabilities(evidence, params)
+        confidence.append(float(p.max()))
+        right.append(label >= 0 and int(p.argmax()) == label)
+    return expected_calibration_error(confidence, right)
+
+
+def test_temperature_is_fitted_on_held_out_groups() -> None:
+    for seed in (3, 4, 5):
+        rng = np.random.default_rng(seed)
+        samples = _with_hard_cases(rng)
+        groups = [f"g{i % 40}" for i in range(len(samples))]
+        plain = fit_fusion(samples)
+        scaled = fit_fusion(samples, groups=groups)
+        assert plain.temperature == 1.0 and plain.weights == scaled.weights
+        # The weights' likelihood leaves the top-1 too modest here (ECE 0.053-0.058 on new samples from the same
+        # source); the held-out fit of the temperature and the unknown logit brings it to 0.005-0.027.
+        new = [sample for _ in range(10) for sample in _with_hard_cases(rng)]
+        assert _top_1_calibration_error(new, scaled) < min(0.035, _top_1_calibration_error(new, plain) - 0.02)
     tiny = fit_fusion(samples[:4] + samples[-4:], groups=["a", "a", "b", "b", "c", "c", "d", "d"])
     assert np.isfinite(tiny.temperature) and tiny.temperature > 0
 
@@ -111,14 +129,10 @@ def test_the_top_1_probability_means_what_it_says_on_new_samples() -> None:
         gallery, new = _gallery_like(rng, 300), _gallery_like(rng, 3000)
         params = fit_fusion(gallery, groups=[f"g{i % 40}" for i in range(len(gallery))])
         assert params.unknown_logit != fit_fusion(gallery).unknown_logit  # the held-out fit moved it
-        confidence, right = [], []
-        for evidence, label in new:
-            p, _ = probabilities(evidence, params)
-            confidence.append(float(p.max()))
-            right.append(label >= 0 and int(p.argmax()) == label)
-        # 0.046-0.058 seen (0.050-0.061 with the temperature fitted on the true outcome alone); a sanity bound; the
-        # comparison that chose the method is the dev split and its re-splits (ml/fusion's docstring)
-        assert expected_calibration_error(confidence, right) < 0.065
+        # 0.045-0.060 seen (0.046-0.058 with the true outcome's likelihood in the temperature's fit too, 0.050-0.061
+        # with that alone); a sanity bound; the comparison that chose the method is the dev split and its re-splits
+        # (ml/fusion's docstring)
+        assert _top_1_calibration_error(new, params) < 0.065
 
 
 def test_a_sample_weight_counts_as_that_many_copies() -> None:
