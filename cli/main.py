@@ -242,6 +242,7 @@ def eval_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
     from ml.report import (
         per_landmark,
         reliability_diagram,
+        reliability_title,
         save_figure,
         stage_costs,
         write_report,
@@ -277,7 +278,7 @@ def eval_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
         for row in spread:
             table.add_row(row.figure, *(f"{v:.3f}" for v in (row.dataset_split, row.mean, row.sd, row.low, row.high)))
         console.print(table)
-    if pooled:
+    if pooled is not None:
         table = Table(title=f"top-1 calibration pooled over the dataset split and the {resplits} re-splits "
                             f"({pooled.answers} answers): ECE {pooled.ece:.3f}, a calibrated model's by chance "
                             f"{pooled.ece_by_chance:.3f} (95th percentile {pooled.ece_by_chance_p95:.3f})")
@@ -289,17 +290,16 @@ def eval_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
         console.print(table)
     if json_path:
         saved = metrics
-        if spread:
+        if spread is not None and pooled is not None:
             saved = {**metrics, "resplits": [asdict(row) for row in spread],
                      "resplits_pooled_calibration": asdict(pooled)}
         json_path.write_text(json.dumps(saved, indent=2), encoding="utf-8")
     if report_dir:
         written = write_report(report_dir, folder, metrics, report.outcomes, report.names, report.threshold)
-        if pooled:
-            written.append(save_figure(reliability_diagram(
-                pooled.bins, f"pooled over {resplits + 1} splits ({pooled.answers} answers), ECE {pooled.ece:.3f}"
-                             f"\na calibrated model's by chance: {pooled.ece_by_chance:.3f}"
-                             f" (95th percentile {pooled.ece_by_chance_p95:.3f})"), report_dir / "reliability_pooled.png"))
+        if pooled is not None:
+            title = reliability_title(f"pooled over {resplits + 1} splits ({pooled.answers} answers)", pooled.ece,
+                                      pooled.ece_by_chance, pooled.ece_by_chance_p95)
+            written.append(save_figure(reliability_diagram(pooled.bins, title), report_dir / "reliability_pooled.png"))
         console.print(f"report: {len(written)} files in {report_dir}")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ml.fusion import probabilities
 from ml.index.bundle import IndexBundle
 from ml.index.embedding_cache import EmbeddingCache
 from ml.indexer import BuildControl, IndexModels, build_index
@@ -27,10 +28,10 @@ from ml.metrics import (
     precision_at_k,
     rejected_share,
 )
-from ml.models.heads import train_linear_head
+from ml.models.heads import train_linear_head, without_class
 from ml.models.image_embedder import Embedding
 from ml.models.place_categories import place_category_proba
-from ml.recognize import Recognizer
+from ml.recognize import QueryEvidence, Recognizer, gather_evidence
 from ml.text.search import TextSearch
 from storage.dataset_import import SplitPhoto, import_dataset, list_photos
 from storage.db import create_engine, create_session_factory
@@ -63,6 +64,9 @@ class EvalReport:
     index_seconds: float
     category_p_at_1_unknown_place: float | None = None  # the place's landmark left out of the gallery
     category_p_at_5_unknown_place: float | None = None
+    # Open set beyond the distractors: landmark queries rejected when their landmark is left out of the gallery
+    # (a real building the bot does not know, the calibration's "left-out landmark" unknowns).
+    unknown_landmark_rejection: float | None = None
     fusion_temperature: float | None = None  # fitted on the gallery, out of sample
     # The ECE a perfectly calibrated model would show on these same confidences (mean, 95th percentile of draws):
     # what `ece` is read against on a few dozen queries.
@@ -141,6 +145,7 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
     recognised: list[bool] = []
     latencies, failures, outcomes = [], [], []
     embeddings: list[Embedding | None] = []
+    unknown_landmark_top: list[float] = []  # each landmark query's top-1 with its landmark left out of the gallery
     bundle = recognizer.bundle
     for done, (relative, expected) in enumerate(queries, start=1):
         image = decode_image((folder / relative).read_bytes())
@@ -149,6 +154,8 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
         latencies.append(1000 * (time.perf_counter() - started))
         got = [lm.landmark_id for lm in result.landmarks]
         embeddings.append(found.embedding)
+        if expected is not None and expected in found.classes:
+            unknown_landmark_top.append(_top_probability_without(recognizer, expected, found))
         truth.append(expected)
         ranked.append(got)
         retrieved.append([bundle.row_landmarks[row] for row in found.ranked_rows[:RECALL_DEPTH]])
@@ -189,6 +196,7 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
         category_p_at_5_unknown_place=precision_at_k(unknown_place_ranked, known_categories, 5),
         distractor_rejection=rejected_share([recognised[i] for i in unknown]) or 0.0,  # the report's keys are numbers
         false_rejection=rejected_share([recognised[i] for i in known]) or 0.0,
+        unknown_landmark_rejection=rejected_share([p >= bundle.fusion.threshold for p in unknown_landmark_top]),
         ece=expected_calibration_error(top_probability,
                                        [t is not None and bool(r) and r[0] == t for r, t in zip(ranked, truth)]),
         ece_by_chance=ece_by_chance,
@@ -204,6 +212,21 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
         fusion_temperature=bundle.fusion.temperature,
         names={k: v.name_en for k, v in bundle.landmarks.items()},
     )
+
+
+def _top_probability_without(recognizer: Recognizer, landmark_id: str, found: QueryEvidence) -> float:
+    """The top-1 probability of the same photo had the gallery never held `landmark_id`: its rows hidden from
+    search and verification and its class from the head, as the calibration does with a landmark it leaves out.
+    The photo is then of a building the bot does not know, and any landmark it names is wrong."""
+    bundle = recognizer.bundle
+    assert found.embedding is not None and found.local is not None
+    column = found.classes.index(landmark_id)
+    rows = frozenset(row for row, label in enumerate(bundle.row_landmarks) if label == landmark_id)
+    head = without_class(bundle.landmark_head.log_proba(found.embedding.vector[None, :])[0], column)
+    hidden = gather_evidence(bundle, recognizer.matcher, found.embedding.vector, found.local, exclude_rows=rows,
+                             head_log_proba=head)
+    p_landmarks, _ = probabilities(np.delete(hidden.evidence, column, 0), bundle.fusion)
+    return float(p_landmarks.max()) if len(p_landmarks) else 0.0
 
 
 def _unknown_place_categories(bundle: IndexBundle, truth: list[str],

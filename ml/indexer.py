@@ -33,7 +33,7 @@ from ml.index.expansion import ExpansionConfig, augment_database
 from ml.index.vector_index import VectorIndex
 from ml.index.whitening import learn_whitening
 from ml.models.blas_threads import one_blas_thread
-from ml.models.heads import out_of_fold_log_proba, train_linear_head
+from ml.models.heads import out_of_fold_log_proba, train_linear_head, without_class
 from ml.models.image_embedder import ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
 from ml.models.place_categories import fit_place_weights
@@ -228,7 +228,7 @@ def calibration_samples(
                                              column[label], label))
         if len(classes) >= 3:
             queries.append(_CalibrationQuery(vectors[row], bundle.local[row], rows_of[label],
-                                             _without_class(held_out_head[row], column[label]), -1, label,
+                                             without_class(held_out_head[row], column[label]), -1, label,
                                              drop_column=column[label], weight=1.0 / len(rows_of[label])))
     for number, (vector, local) in enumerate(zip(distractor_vectors, distractor_local)):
         queries.append(_CalibrationQuery(vector, local, frozenset(), None, -1, f"distractor-{number}"))
@@ -288,13 +288,6 @@ class _RememberedInliers:
         if key not in self.counts:  # two threads may both count a pair: the same number, once wasted
             self.counts[key] = self.matcher.inliers(query, gallery)
         return self.counts[key]
-
-
-def _without_class(log_proba: np.ndarray, column: int) -> np.ndarray:
-    """The head's answer had it never heard of one class: drop it and renormalise."""
-    rest = np.delete(log_proba, column)
-    rest = rest - np.log(np.exp(rest - rest.max()).sum()) - rest.max()
-    return np.insert(rest, column, -30.0)
 
 
 def gallery_stats(bundle: IndexBundle, samples: list[tuple[np.ndarray, int]], weights: list[float],

@@ -42,6 +42,7 @@ class QueryEvidence:
     inliers: np.ndarray  # [L]
     ranked_rows: list[int]  # gallery rows, most similar first (shortlist first)
     embedding: Embedding | None = None  # the query's own descriptor and ImageNet logits, when it was a photo
+    local: LocalFeatures | None = None  # and its keypoints, to ask the same photo of a smaller gallery
 
 
 class Verifier(Protocol):
@@ -178,7 +179,7 @@ class Recognizer:
         its descriptor in the index's space, and the evidence."""
         embedding = Embedding(self.bundle.to_index_space(raw.vector), raw.imagenet_logits)
         found = gather_evidence(self.bundle, self.matcher, embedding.vector, local, verify_pool=_VERIFY)
-        found.embedding = embedding
+        found.embedding, found.local = embedding, local
         return embedding, found
 
     def answer(self, embedding: Embedding, found: QueryEvidence) -> RecognitionResult:

@@ -104,8 +104,8 @@ def write_report(folder: Path, dataset: Path, metrics: dict, outcomes: list[dict
     right.legend(loc="lower right")
     save(figure, "curves.png")
 
-    save(reliability_diagram(reliability_bins(*top1_calibration(outcomes)), _reliability_title(metrics)),
-         "reliability.png")
+    title = reliability_title("reliability", metrics["ece"], metrics.get("ece_by_chance"), metrics.get("ece_by_chance_p95"))
+    save(reliability_diagram(reliability_bins(*top1_calibration(outcomes)), title), "reliability.png")
 
     figure, axis = plt.subplots(figsize=(8, 0.3 * len(table) + 1.5))
     axis.barh([row["name"][:40] for row in table], [row["p_at_1"] for row in table])
@@ -173,12 +173,11 @@ def save_figure(figure, path: Path) -> Path:  # type: ignore[no-untyped-def]
     return path
 
 
-def _reliability_title(metrics: dict) -> str:
-    """The ECE, and beside it the ECE a calibrated model would show by chance on as many answers."""
-    title = f"reliability, ECE {metrics['ece']:.3f}"
-    if metrics.get("ece_by_chance") is not None:
-        title += (f"\na calibrated model's by chance: {metrics['ece_by_chance']:.3f}"
-                  f" (95th percentile {metrics['ece_by_chance_p95']:.3f})")
+def reliability_title(heading: str, ece: float, by_chance: float | None, by_chance_p95: float | None) -> str:
+    """The ECE, and under it the ECE a calibrated model would show by chance on as many answers."""
+    title = f"{heading}, ECE {ece:.3f}"
+    if by_chance is not None:
+        title += f"\na calibrated model's by chance: {by_chance:.3f} (95th percentile {by_chance_p95:.3f})"
     return title
 
 

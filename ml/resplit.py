@@ -32,7 +32,7 @@ from storage.dataset_import import SplitPhoto, list_photos
 
 # The figures a re-split summary reports: the bars of the recognition issue.
 FIGURES = ("landmark_p_at_1", "landmark_p_at_5", "gap", "category_p_at_1", "distractor_rejection",
-           "false_rejection", "ece", "ece_by_chance")
+           "false_rejection", "unknown_landmark_rejection", "ece", "ece_by_chance")
 
 
 def random_split(photos: list[SplitPhoto], seed: int) -> list[SplitPhoto]:

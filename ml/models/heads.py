@@ -85,3 +85,11 @@ def out_of_fold_log_proba(
             filled[:, column[name]] = logp[:, j]
         out[held] = filled
     return out
+
+
+def without_class(log_proba: np.ndarray, column: int) -> np.ndarray:
+    """A head's answer had it never heard of one class: drop it and renormalise (the class keeps its column,
+    at a log-probability of -30, so columns still line up with the index's landmarks)."""
+    rest = np.delete(log_proba, column)
+    rest = rest - np.log(np.exp(rest - rest.max()).sum()) - rest.max()
+    return np.insert(rest, column, -30.0)

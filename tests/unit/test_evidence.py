@@ -3,13 +3,17 @@ how much each gallery calibration sample counts."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
-from ml.fusion import FusionParams
+from ml.evaluate import _top_probability_without
+from ml.fusion import FusionParams, probabilities
 from ml.index.bundle import IndexBundle, LandmarkInfo
 from ml.index.vector_index import VectorIndex
 from ml.indexer import BuildControl, calibration_samples
-from ml.models.heads import train_linear_head
+from ml.models.heads import train_linear_head, without_class
+from ml.models.image_embedder import Embedding
 from ml.models.local_features import LocalFeatures
 from ml.recognize import gather_evidence
 
@@ -73,3 +77,23 @@ def test_a_left_out_landmark_weighs_one_unknown_however_many_photos_it_has() -> 
             unknown_weight[group] = unknown_weight.get(group, 0.0) + weight
     assert unknown_weight == {"many": 1.0, "pair": 1.0, "single": 1.0, "distractor-0": 1.0}
     assert sum(target >= 0 for _, target in samples) == 5  # "single" has no other photo to be found by
+
+
+def test_the_evaluation_asks_a_photo_again_as_if_its_landmark_were_unknown() -> None:
+    bundle = _bundle()
+    recognizer = SimpleNamespace(bundle=bundle, matcher=_NoInliers())
+    query = bundle.gallery_matrix[0]  # a photo of "many", so close to its two other photos
+    found = gather_evidence(bundle, _NoInliers(), query, bundle.local[0])
+    found.embedding, found.local = Embedding(query, np.zeros(1000, np.float32)), bundle.local[0]
+    p_seen, _ = probabilities(found.evidence, bundle.fusion)
+    assert found.classes[int(p_seen.argmax())] == "many"
+    hidden = _top_probability_without(recognizer, "many", found)  # type: ignore[arg-type]
+    # With "many" gone, what is left is "pair" and "single", neither like the photo: the top-1 falls to what
+    # the fusion gives a stranger, as the same evidence with "many" dropped gives it.
+    assert hidden < p_seen.max() / 2
+    others = [i for i, name in enumerate(found.classes) if name != "many"]
+    rows = frozenset(row for row, label in enumerate(bundle.row_landmarks) if label == "many")
+    by_hand = gather_evidence(bundle, _NoInliers(), query, bundle.local[0], exclude_rows=rows,
+                              head_log_proba=without_class(bundle.landmark_head.log_proba(query[None, :])[0],
+                                                           found.classes.index("many")))
+    assert hidden == float(probabilities(by_hand.evidence[others], bundle.fusion)[0].max())
