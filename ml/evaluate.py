@@ -32,6 +32,7 @@ from ml.models.heads import train_linear_head, without_class
 from ml.models.image_embedder import Embedding
 from ml.models.place_categories import place_category_proba
 from ml.recognize import QueryEvidence, Recognizer, gather_evidence
+from ml.report import top1_calibration
 from ml.text.search import TextSearch
 from storage.dataset_import import SplitPhoto, import_dataset, list_photos
 from storage.db import create_engine, create_session_factory
@@ -181,7 +182,8 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
     unknown = [i for i, t in enumerate(truth) if t is None]
     known_truth = [truth[i] for i in known]
     known_categories = [categories.get(t, "other") for t in known_truth]
-    ece_by_chance, ece_by_chance_p95 = calibration_error_by_chance(top_probability)
+    confidence, top_1_right = top1_calibration(outcomes)
+    ece_by_chance, ece_by_chance_p95 = calibration_error_by_chance(confidence)
     unknown_place_ranked = _unknown_place_categories(bundle, [truth[i] for i in known], [embeddings[i] for i in known])
     return EvalReport(
         landmark_p_at_1=precision_at_k([ranked[i] for i in known], known_truth, 1),
@@ -197,8 +199,7 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
         distractor_rejection=rejected_share([recognised[i] for i in unknown]) or 0.0,  # the report's keys are numbers
         false_rejection=rejected_share([recognised[i] for i in known]) or 0.0,
         unknown_landmark_rejection=rejected_share([p >= bundle.fusion.threshold for p in unknown_landmark_top]),
-        ece=expected_calibration_error(top_probability,
-                                       [t is not None and bool(r) and r[0] == t for r, t in zip(ranked, truth)]),
+        ece=expected_calibration_error(confidence, top_1_right),
         ece_by_chance=ece_by_chance,
         ece_by_chance_p95=ece_by_chance_p95,
         n_landmark_queries=len(known),

@@ -104,7 +104,8 @@ def write_report(folder: Path, dataset: Path, metrics: dict, outcomes: list[dict
     right.legend(loc="lower right")
     save(figure, "curves.png")
 
-    title = reliability_title("reliability", metrics["ece"], metrics.get("ece_by_chance"), metrics.get("ece_by_chance_p95"))
+    title = reliability_title("reliability", metrics["ece"], metrics.get("ece_by_chance"),
+                              metrics.get("ece_by_chance_p95"))
     save(reliability_diagram(reliability_bins(*top1_calibration(outcomes)), title), "reliability.png")
 
     figure, axis = plt.subplots(figsize=(8, 0.3 * len(table) + 1.5))

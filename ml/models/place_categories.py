@@ -8,14 +8,15 @@ its logits in the same forward pass as the retrieval descriptor, so they cost no
 ImageNet classes are grouped onto the bot's categories by hand (what the classes mean, not
 what the gallery holds). How much the head and the ImageNet evidence each count is fitted by
 maximum likelihood on the gallery alone: landmarks are left out of the head in turn, and their
-photos are predicted as places the head never saw, which is the only case this distribution is
-for (an answer gives it the "unknown" share; gallery places get theirs from their landmarks'
-probabilities). On the dev gallery the head's weight comes out at about zero and ImageNet's at
-about 2: on the dev split and 7 re-splits, the category of a place left out of the gallery went
-P@1 0.179 -> 0.399 (higher on each of the 8; P@5 0.500 -> 0.609 on the dev split), and the
-category answer for gallery places stayed at P@1 0.997. Reading the ImageNet logits off a 224 px pass instead of the
-retrieval's 384 px one did no better (P@1 0.356). (The head used to keep a fixed full say, for fear that gallery places with weak
-evidence would lose their category; the landmark probabilities carry those now.)
+photos are predicted as places the head never saw, which is the only case this distribution is for
+(an answer gives it the "unknown" share; gallery places get theirs from their landmarks'
+probabilities). On the dev gallery the head's weight comes out at about zero and ImageNet's at about
+2: on the dev split and 7 re-splits, the category of a place left out of the gallery went P@1 0.179
+-> 0.399 (higher on each of the 8; P@5 0.500 -> 0.609 on the dev split), and the category answer for
+gallery places stayed at P@1 0.997. Reading the ImageNet logits off a 224 px pass instead of the
+retrieval's 384 px one did no better (P@1 0.356). (The head used to keep a fixed full say, for fear
+that gallery places with weak evidence would lose their category; the landmark probabilities carry
+those now.)
 """
 
 from __future__ import annotations
