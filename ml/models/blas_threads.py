@@ -7,6 +7,10 @@ once likewise. The BLAS thread count is process-wide, so a plain `threadpool_lim
 would race: the caller that leaves first would restore two threads under the other, and the one that
 leaves last would restore the one thread it found. Here the first caller in sets the limit, the last
 one out restores what the process had.
+
+The libraries are found once, on first use (by then numpy, torch, OpenCV and faiss are loaded): finding them
+reads the process's memory map, ~5 ms that every photo's verification paid before this (threadpoolctl's own
+`threadpool_limits` finds them anew each time).
 """
 
 from __future__ import annotations
@@ -15,19 +19,21 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 _lock = threading.Lock()
 _holders = 0
-_limiter: threadpool_limits | None = None
+_limiter = None  # threadpoolctl's limiter while someone holds the limit
+_controller: ThreadpoolController | None = None
 
 
 @contextmanager
 def one_blas_thread() -> Iterator[None]:
-    global _holders, _limiter
+    global _holders, _limiter, _controller
     with _lock:
         if _holders == 0:
-            _limiter = threadpool_limits(1, user_api="blas")
+            _controller = _controller or ThreadpoolController()
+            _limiter = _controller.limit(limits=1, user_api="blas")
         _holders += 1
     try:
         yield
