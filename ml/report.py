@@ -131,7 +131,7 @@ def write_report(folder: Path, dataset: Path, metrics: dict, outcomes: list[dict
     axis.set(xlabel="predicted category", ylabel="true category", title="categories")
     save(figure, "category_confusion.png")
 
-    sheet = contact_sheet(dataset, failures, names)
+    sheet = contact_sheet(dataset, worst_answers(outcomes, threshold), names)
     if sheet is not None:
         sheet.save(folder / "worst_failures.png", optimize=True)
         written.append(folder / "worst_failures.png")
@@ -189,9 +189,21 @@ def _failed(outcome: dict) -> bool:
     return outcome["got"][:1] != [expected] or not outcome["recognized"]
 
 
-def contact_sheet(dataset: Path, failures: list[dict], names: dict[str, str]) -> Image.Image | None:
-    """Worst failures first (most confident wrong answers): the query, then a gallery photo of each of its top 3."""
-    worst = sorted(failures, key=lambda o: -o["top_probability"])[:WORST_FAILURES]
+def worst_answers(outcomes: list[dict], threshold: float | None, limit: int = WORST_FAILURES) -> list[dict]:
+    """The failures, most confident first, then, while there is room, the close calls nearest to failing.
+
+    A split the bot answers without a failure (the dev split) still has answers a person should look at: the
+    right answers it was least sure of, which are what the calibration error is made of, and the distractors
+    it came closest to accepting. They are ranked by their distance from the "not recognised" threshold."""
+    cut = 0.5 if threshold is None else threshold
+    failures = sorted((o for o in outcomes if _failed(o)), key=lambda o: -o["top_probability"])
+    close_calls = sorted((o for o in outcomes if not _failed(o)), key=lambda o: abs(o["top_probability"] - cut))
+    return (failures + close_calls)[:limit]
+
+
+def contact_sheet(dataset: Path, worst: list[dict], names: dict[str, str]) -> Image.Image | None:
+    """One row per answer (`worst_answers`): the query, then a gallery photo of each of its top 3, and what went
+    wrong (in red) or how close it came (in orange)."""
     if not worst:
         return None
     gallery = _first_gallery_photo(dataset)
@@ -210,10 +222,22 @@ def contact_sheet(dataset: Path, failures: list[dict], names: dict[str, str]) ->
                     thumb = ImageOps.fit(ImageOps.exif_transpose(image).convert("RGB"), (THUMB, THUMB))
                 sheet.paste(thumb, (left, top))
             draw.text((left, top + THUMB + 4), caption[:40], fill="black", font=font)
-        if outcome["expected"] is None or not outcome["recognized"]:
-            verdict = "accepted a distractor" if outcome["expected"] is None else "rejected"
-            draw.text((10, top + THUMB + 20), verdict, fill="red", font=font)
+        verdict, colour = _verdict(outcome)
+        draw.text((10, top + THUMB + 20), verdict, fill=colour, font=font)
     return sheet
+
+
+def _verdict(outcome: dict) -> tuple[str, str]:
+    """(what the row shows, its colour) for the contact sheet."""
+    p = f"{100 * outcome['top_probability']:.0f} %"
+    if outcome["expected"] is None:
+        return (f"accepted a distractor at {p}", "red") if outcome["recognized"] else \
+            (f"close call: distractor rejected at {p}", "darkorange")
+    if outcome["got"][:1] != [outcome["expected"]]:
+        return f"wrong landmark at {p}" + ("" if outcome["recognized"] else ", rejected"), "red"
+    if not outcome["recognized"]:
+        return f"right, but rejected at {p}", "red"
+    return f"close call: right at {p}", "darkorange"
 
 
 def _font() -> ImageFont.ImageFont:

@@ -7,7 +7,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from ml.report import open_set_curve, per_landmark, precision_recall, write_report
+from ml.report import (
+    open_set_curve,
+    per_landmark,
+    precision_recall,
+    worst_answers,
+    write_report,
+)
 
 
 def _outcome(query: str, expected: str | None, got: list[str], p: float, recognized: bool) -> dict:
@@ -66,4 +72,22 @@ def test_report_folder_has_tables_plots_and_contact_sheet(tmp_path: Path) -> Non
             "per_landmark.csv", "open_set_curve.csv", "failures.json", "metrics.json"} <= names
     assert all(path.stat().st_size > 0 for path in written)
     with Image.open(tmp_path / "report" / "worst_failures.png") as sheet:
-        assert sheet.height > 3 * 220  # three failures: a2, b1, x2
+        assert sheet.height > 5 * 220  # three failures (a2, b1, x2), then the two close calls
+
+
+def test_worst_answers_are_failures_by_confidence_then_close_calls_by_distance_from_the_threshold() -> None:
+    order = [o["query"] for o in worst_answers(OUTCOMES, threshold=0.5)]
+    assert order == ["q/x2.png", "q/a2.png", "q/b1.png", "q/x1.png", "q/a1.png"]  # x1 is 0.3 from it, a1 0.4
+    assert [o["query"] for o in worst_answers(OUTCOMES, threshold=0.85, limit=4)][3] == "q/a1.png"
+
+
+def test_a_split_without_failures_still_gets_a_contact_sheet(tmp_path: Path) -> None:
+    dataset = tmp_path / "dataset"
+    (dataset / "q").mkdir(parents=True)
+    Image.new("RGB", (64, 48), "red").save(dataset / "q" / "a1.png")
+    (dataset / "split.csv").write_text("image,landmark_id,role\n", encoding="utf-8")
+    right = [o for o in OUTCOMES if o["query"] == "q/a1.png"]
+    write_report(tmp_path / "report", dataset, {"gap": 1.0, "ece": 0.1, "false_rejection": 0.0,
+                                                "distractor_rejection": 1.0}, right, {"a": "Alpha"}, threshold=0.5)
+    with Image.open(tmp_path / "report" / "worst_failures.png") as sheet:
+        assert 220 < sheet.height < 2 * 220
