@@ -5,6 +5,12 @@ the sentence encoders (`ml.text.encoders`: USE-multilingual for both languages, 
 sentence-transformers model for English) catch translations and descriptions
 ("собор парижской богоматери" ↔ "Notre-Dame de Paris"). Each ranks every landmark; the rankings
 are fused by reciprocal rank, so no score scale dominates.
+
+Landmarks whose names (or city and country) hold every word of the query, give or take a typo, come
+first. A reciprocal-rank fusion only knows that a name was the best spelling match, not that it held the
+whole query: "дворец дожей" matches the Doge's Palace in both words and "Епископский дворец" in one, but
+the encoders liked the shorter name better, and the generic word won. On the dev text queries this one rose
+from second to first and the right landmark's rank stayed the same on the other 35 (hit@1 0.944 -> 0.972).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ RRF_K = 10  # reciprocal-rank constant: small, so the top of each ranking counts
 FUZZY_MATCH = 0.80  # WRatio of 80: a name with a typo or two, or a name contained in the query
 SUGGESTIONS = 3  # closest names offered when nothing matches
 SEMANTIC_MATCH = 0.55  # USE cosine where translations and paraphrases of a name sit; unrelated text is near 0.2
+SHORTEST_WORD = 3  # shorter words ("de", "la", "и", "of") need not appear in a name for it to hold the query
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,13 @@ class TextSearch:
                 for variant in variants(name):
                     self._variants.append(variant)
                     self._variant_owner.append(index)
+        self._word_owners: dict[str, set[int]] = {}  # each word of the names, city and country: whose it is
+        for index, landmark in enumerate(self.landmarks):
+            for text in (*landmark.names(), landmark.city or "", landmark.country or ""):
+                for variant in variants(text):
+                    for word in variant.split():
+                        self._word_owners.setdefault(word, set()).add(index)
+        self._words = list(self._word_owners)
         self._indexes: dict[str, faiss.Index] = {}
         for encoder in self.encoders:
             vectors = np.ascontiguousarray(self.corpus.vectors[encoder.model_id], dtype=np.float32)
@@ -148,8 +162,23 @@ class TextSearch:
         if semantic_votes:
             fused = (fused + np.mean(semantic_votes, axis=0)) / 2
         fused /= 1.0 / (RRF_K + 1)
-        order = np.argsort(-fused)[:k]
+        order = np.lexsort((-fused, ~self._holding_every_word(query)))[:k]
         return [TextHit(self.landmarks[i].id, float(fused[i]), float(fuzzy[i]), float(semantic[i])) for i in order]
+
+    def _holding_every_word(self, query: str) -> np.ndarray:
+        """[n] whether the landmark's words include each word of the query (in one of its spellings), each
+        within a typo or two (`FUZZY_MATCH`)."""
+        holding = np.zeros(len(self.landmarks), dtype=bool)
+        for variant in variants(query):
+            words = [word for word in variant.split() if len(word) >= SHORTEST_WORD]
+            owners: set[int] | None = None
+            for word in words:
+                found = process.extract(word, self._words, scorer=fuzz.ratio, score_cutoff=100 * FUZZY_MATCH,
+                                        limit=None)
+                mine = set().union(*(self._word_owners[self._words[position]] for _, _, position in found))
+                owners = mine if owners is None else owners & mine
+            holding[list(owners or ())] = True
+        return holding
 
     def page(self, query: str, limit: int, offset: int = 0) -> SearchResult:
         """One page of the real matches; when there are none, the closest names as suggestions."""

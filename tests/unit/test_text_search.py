@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ml.text.encoders import (
@@ -58,6 +59,29 @@ def test_odd_queries_never_raise(dev_search: TextSearch, query: str) -> None:
 def test_typos_and_transliterations(dev_search: TextSearch) -> None:
     assert dev_search.search("notr dam", 1)[0].landmark_id == "notre_dame"
     assert dev_search.search("мулен руж", 1)[0].landmark_id == "moulin_rouge"
+    assert dev_search.search("дворец дожей", 1)[0].landmark_id == "piazza_san_marco"  # not "Епископский дворец"
+
+
+class _LikesShortDocuments:
+    """A sentence encoder that, like the real ones on "дворец дожей", finds a short query closest to short names."""
+
+    model_id = "likes-short-documents"
+    multilingual = True
+    votes_from = -1.0
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return np.array([[1.0, 0.0] if len(text) < 40 else [0.6, 0.8] for text in texts], dtype=np.float32)
+
+
+def test_a_name_holding_every_word_of_the_query_comes_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    landmarks = [LandmarkText(id="episcopal", name_en="Episcopal Palace", city="Astorga"),
+                 LandmarkText(id="winter", name_en="Winter Palace", city="Saint Petersburg"),
+                 LandmarkText(id="doge", name_en="Piazza San Marco and Doge's Palace", city="Venice", country="Italy")]
+    search = TextSearch(landmarks, [_LikesShortDocuments()])
+    assert [hit.landmark_id for hit in search.search("doges palase", 3)][0] == "doge"  # a typo still counts
+    assert search.search("palace of venice", 1)[0].landmark_id == "doge"  # the city counts, "of" is too short
+    monkeypatch.setattr(TextSearch, "_holding_every_word", lambda self, query: np.zeros(len(landmarks), bool))
+    assert search.search("doges palase", 1)[0].landmark_id != "doge"  # what the rank fusion alone answers
 
 
 def test_paging_over_many_matches() -> None:
