@@ -56,6 +56,7 @@ class Spread:
     sd: float
     low: float
     high: float
+    values: list[float]  # one per re-split, in seed order: which splits fail two bars at once, say
 
 
 def spreads(dataset_split: dict[str, float], resplits: list[dict[str, float]]) -> list[Spread]:
@@ -66,7 +67,8 @@ def spreads(dataset_split: dict[str, float], resplits: list[dict[str, float]]) -
         if figure not in dataset_split or not values:
             continue
         out.append(Spread(figure, dataset_split[figure], statistics.fmean(values),
-                          statistics.stdev(values) if len(values) > 1 else 0.0, min(values), max(values)))
+                          statistics.stdev(values) if len(values) > 1 else 0.0, min(values), max(values),
+                          values))
     return out
 
 

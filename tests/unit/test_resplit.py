@@ -39,7 +39,7 @@ def test_spreads_summarise_each_figure_over_the_resplits() -> None:
                                                [{"landmark_p_at_1": 0.8, "ece": 0.1}, {"landmark_p_at_1": 1.0}])}
     assert set(rows) == {"landmark_p_at_1", "ece"}  # figures missing from the run are left out
     p1 = rows["landmark_p_at_1"]
-    assert (p1.dataset_split, p1.mean, p1.low, p1.high) == (0.9, 0.9, 0.8, 1.0)
+    assert (p1.dataset_split, p1.mean, p1.low, p1.high, p1.values) == (0.9, 0.9, 0.8, 1.0, [0.8, 1.0])
     assert p1.sd == pytest.approx(0.1414, abs=1e-4)  # sample standard deviation of 0.8 and 1.0
     assert rows["ece"].sd == 0.0 and rows["ece"].mean == 0.1
 
