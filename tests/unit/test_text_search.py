@@ -62,6 +62,34 @@ def test_typos_and_transliterations(dev_search: TextSearch) -> None:
     assert dev_search.search("дворец дожей", 1)[0].landmark_id == "piazza_san_marco"  # not "Епископский дворец"
 
 
+def test_names_read_alone_rank_a_translated_name(dev_search: TextSearch, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert dev_search.search("sceaux castle", 1)[0].landmark_id == "chateau_de_sceaux"
+    nobody = np.full(len(dev_search.landmarks), -1.0, dtype=np.float32)
+    monkeypatch.setattr(TextSearch, "_closest_name", lambda self, model_id, vector: nobody)
+    assert dev_search.search("sceaux castle", 1)[0].landmark_id != "chateau_de_sceaux"  # the documents alone
+
+
+class _KnowsOneName:
+    """A sentence encoder that finds the query in one name only, read alone."""
+
+    model_id = "knows-one-name"
+    multilingual = True
+    votes_from = -1.0
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return np.array([[1.0, 0.0] if text in ("Château de Sceaux", "query") else [0.6, 0.8] for text in texts],
+                        dtype=np.float32)
+
+
+def test_closest_name_is_the_best_of_each_landmarks_names() -> None:
+    landmarks = [LandmarkText(id="strecha", name_en="Castle courtyard"),
+                 LandmarkText(id="sceaux", name_en="Sceaux Palace", name_ru="Замок Со", aliases=("Château de Sceaux",)),
+                 LandmarkText(id="nameless", name_en="")]
+    search = TextSearch(landmarks, [_KnowsOneName()])
+    closest = search._closest_name("knows-one-name", _KnowsOneName().encode(["query"]))
+    assert closest.tolist() == pytest.approx([0.6, 1.0, -1.0])  # a landmark without names has no say
+
+
 class _LikesShortDocuments:
     """A sentence encoder that, like the real ones on "дворец дожей", finds a short query closest to short names."""
 
@@ -151,6 +179,10 @@ def test_text_vectors_saved_with_the_index_are_reused(dataset: Path, tmp_path: P
     search = TextSearch(loaded, encoders)
     assert all(e.seen == [] for e in encoders)  # no document was encoded again
     assert search.search("sagrada familia", 1)[0].landmark_id == "sagrada_familia"
+    (tmp_path / "text_names.npz").unlink()  # a version saved before names had vectors of their own
+    encoders = [CountingEncoder(e) for e in default_encoders()]
+    TextSearch(TextCorpus.load(tmp_path), encoders)
+    assert all(e.seen == [n for lm in landmarks for n in lm.names()] for e in encoders)  # names only, once
 
 
 def test_english_only_model_is_not_asked_about_cyrillic(dataset: Path) -> None:
