@@ -65,9 +65,12 @@ def reliability_bins(confidences: Sequence[float], correct: Sequence[bool], bins
     conf = np.asarray(confidences, dtype=np.float64)
     hit = np.asarray(correct, dtype=np.float64)
     index = np.clip(np.digitize(conf, np.linspace(0.0, 1.0, bins + 1)[1:-1], right=True), 0, bins - 1)
-    return [{"low": b / bins, "high": (b + 1) / bins, "answers": int((index == b).sum()),
-             "mean_confidence": float(conf[index == b].mean()), "share_right": float(hit[index == b].mean())}
-            for b in range(bins) if (index == b).any()]
+    rows = []
+    for b in map(int, np.unique(index)):  # the non-empty bins, in order
+        in_bin = index == b
+        rows.append({"low": b / bins, "high": (b + 1) / bins, "answers": int(in_bin.sum()),
+                     "mean_confidence": float(conf[in_bin].mean()), "share_right": float(hit[in_bin].mean())})
+    return rows
 
 
 def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float:
