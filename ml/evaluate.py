@@ -28,10 +28,10 @@ from ml.metrics import (
     precision_at_k,
     rejected_share,
 )
-from ml.models.heads import train_linear_head, without_class
+from ml.models.heads import train_linear_head
 from ml.models.image_embedder import Embedding
 from ml.models.place_categories import place_category_proba
-from ml.recognize import QueryEvidence, Recognizer, gather_evidence
+from ml.recognize import QueryEvidence, Recognizer, evidence_without_landmark
 from ml.report import top1_calibration
 from ml.text.search import TextSearch
 from storage.dataset_import import SplitPhoto, import_dataset, list_photos
@@ -218,17 +218,14 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
 
 
 def _top_probability_without(recognizer: Recognizer, landmark_id: str, found: QueryEvidence) -> float:
-    """The top-1 probability of the same photo had the gallery never held `landmark_id`: its rows hidden from
-    search and verification and its class from the head, as the calibration does with a landmark it leaves out.
-    The photo is then of a building the bot does not know, and any landmark it names is wrong."""
+    """The top-1 probability of the same photo had the gallery never held `landmark_id`, as the calibration
+    asks a landmark it leaves out: any landmark it names is wrong."""
     bundle = recognizer.bundle
     assert found.embedding is not None and found.local is not None
-    column = found.classes.index(landmark_id)
-    rows = frozenset(row for row, label in enumerate(bundle.row_landmarks) if label == landmark_id)
-    head = without_class(bundle.landmark_head.log_proba(found.embedding.vector[None, :])[0], column)
-    hidden = gather_evidence(bundle, recognizer.matcher, found.embedding.vector, found.local, exclude_rows=rows,
-                             head_log_proba=head)
-    p_landmarks, _ = probabilities(np.delete(hidden.evidence, column, 0), bundle.fusion)
+    head = bundle.landmark_head.log_proba(found.embedding.vector[None, :])[0]
+    evidence = evidence_without_landmark(bundle, recognizer.matcher, found.embedding.vector, found.local,
+                                         landmark_id, head)
+    p_landmarks, _ = probabilities(evidence, bundle.fusion)
     return float(p_landmarks.max()) if len(p_landmarks) else 0.0
 
 

@@ -17,6 +17,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,11 +34,11 @@ from ml.index.expansion import ExpansionConfig, augment_database
 from ml.index.vector_index import VectorIndex
 from ml.index.whitening import learn_whitening
 from ml.models.blas_threads import one_blas_thread
-from ml.models.heads import out_of_fold_log_proba, train_linear_head, without_class
+from ml.models.heads import out_of_fold_log_proba, train_linear_head
 from ml.models.image_embedder import ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
 from ml.models.place_categories import fit_place_weights
-from ml.recognize import QueryEvidence, extract_features, gather_evidence
+from ml.recognize import evidence_without_landmark, extract_features, gather_evidence
 from ml.settings import MLSettings
 from ml.text.encoders import TextEncoder, encoders_from_settings
 from ml.text.search import LandmarkText, TextCorpus
@@ -217,24 +218,20 @@ def calibration_samples(
     """
     classes = bundle.landmark_head.classes
     column = {name: i for i, name in enumerate(classes)}
-    rows_of: dict[str, frozenset[int]] = {
-        name: frozenset(i for i, label in enumerate(labels) if label == name) for name in classes
-    }
+    photos_of = Counter(labels)
     held_out_head = out_of_fold_log_proba(vectors, labels, classes)
     queries: list[_CalibrationQuery] = []
     for row, label in enumerate(labels):
-        if len(rows_of[label]) >= 2:
+        if photos_of[label] >= 2:
             queries.append(_CalibrationQuery(vectors[row], bundle.local[row], frozenset({row}), held_out_head[row],
                                              column[label], label))
         if len(classes) >= 3:
-            queries.append(_CalibrationQuery(vectors[row], bundle.local[row], rows_of[label],
-                                             without_class(held_out_head[row], column[label]), -1, label,
-                                             drop_column=column[label], weight=1.0 / len(rows_of[label])))
+            queries.append(_CalibrationQuery(vectors[row], bundle.local[row], frozenset(), held_out_head[row], -1,
+                                             label, left_out=label, weight=1.0 / photos_of[label]))
     for number, (vector, local) in enumerate(zip(distractor_vectors, distractor_local)):
         queries.append(_CalibrationQuery(vector, local, frozenset(), None, -1, f"distractor-{number}"))
     samples: list[tuple[np.ndarray, int]] = []
-    for done, (query, found) in enumerate(zip(queries, _evidence_of(bundle, matcher, queries)), start=1):
-        evidence = found.evidence if query.drop_column is None else np.delete(found.evidence, query.drop_column, 0)
+    for done, (query, evidence) in enumerate(zip(queries, _evidence_of(bundle, matcher, queries)), start=1):
         samples.append((evidence, query.target))
         control.report("calibrate", done, len(queries))
     return samples, [query.group for query in queries], [query.weight for query in queries]
@@ -250,21 +247,25 @@ class _CalibrationQuery:
     head_log_proba: np.ndarray | None  # from a head that never saw the photo (None: the index's own head)
     target: int  # column of its landmark, or -1 for "unknown"
     group: str
-    drop_column: int | None = None  # its landmark's column, for a landmark the gallery is made not to know
+    left_out: str | None = None  # its landmark, for a landmark the gallery is made not to know
     weight: float = 1.0  # how much the sample counts in the fusion's fit and threshold
 
 
 def _evidence_of(bundle: IndexBundle, matcher: LocalFeatureMatcher,
-                 queries: list[_CalibrationQuery]) -> Iterator[QueryEvidence]:
+                 queries: list[_CalibrationQuery]) -> Iterator[np.ndarray]:
     """The queries' evidence in order, two at a time: verification is mostly single-threaded numpy and
     OpenCV work, so with BLAS held to one thread per call two calls fill the two cores (~30 % faster than one
     call with a two-thread BLAS, with the same inlier counts). Answers the worker serves meanwhile verify on
     one BLAS thread as they always do."""
     verifier = _RememberedInliers(matcher)
 
-    def gather(query: _CalibrationQuery) -> QueryEvidence:
+    def gather(query: _CalibrationQuery) -> np.ndarray:
+        if query.left_out is not None:
+            assert query.head_log_proba is not None
+            return evidence_without_landmark(bundle, verifier, query.vector, query.local, query.left_out,
+                                             query.head_log_proba)
         return gather_evidence(bundle, verifier, query.vector, query.local, exclude_rows=query.exclude_rows,
-                               head_log_proba=query.head_log_proba)
+                               head_log_proba=query.head_log_proba).evidence
 
     pool = ThreadPoolExecutor(CALIBRATION_THREADS, thread_name_prefix="calibrate")
     try:

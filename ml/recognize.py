@@ -20,6 +20,7 @@ from ml.index.bundle import IndexBundle
 from ml.index.embedding_cache import at_stored_precision
 from ml.index.expansion import expand_query
 from ml.models.blas_threads import one_blas_thread
+from ml.models.heads import without_class
 from ml.models.image_embedder import Embedding, ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
 from ml.models.place_categories import place_category_proba
@@ -89,6 +90,21 @@ def gather_evidence(
     head = _silence_single_photo_landmarks(bundle, column, head, exclude_rows)
     return QueryEvidence(classes, landmark_evidence(similarity, inliers, head), similarity, inliers,
                          [row for _, row in pairs])
+
+
+def evidence_without_landmark(
+    bundle: IndexBundle, matcher: Verifier, vector: np.ndarray, local: LocalFeatures, landmark_id: str,
+    head_log_proba: np.ndarray,
+) -> np.ndarray:
+    """Evidence [L-1, 3] for the other landmarks, had the gallery never held `landmark_id`: its photos hidden from
+    search and verification, its class from the head (`head_log_proba`, the head's answer with the class still
+    in), and its column dropped. A photo of that landmark then shows a real building the gallery does not know:
+    the calibration's "left-out landmark" unknowns and the evaluation's unknown-landmark figure are both this."""
+    column = bundle.landmark_head.classes.index(landmark_id)
+    rows = frozenset(row for row, label in enumerate(bundle.row_landmarks) if label == landmark_id)
+    found = gather_evidence(bundle, matcher, vector, local, exclude_rows=rows,
+                            head_log_proba=without_class(head_log_proba, column))
+    return np.delete(found.evidence, column, 0)
 
 
 def _verify(matcher: Verifier, local: LocalFeatures, gallery: list[LocalFeatures],
