@@ -240,6 +240,7 @@ def eval_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
     """Run the dataset's protocol (index its gallery, send every query) in a temporary store."""
     from ml.evaluate import evaluate
     from ml.report import (
+        calibration_by_gallery_photos,
         per_landmark,
         reliability_diagram,
         reliability_title,
@@ -268,6 +269,8 @@ def eval_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
     for row in per_landmark(report.outcomes, report.names):
         landmarks.add_row(row["name"], str(row["queries"]), str(row["top1"]), str(row["top5"]), str(row["rejected"]))
     console.print(landmarks)
+    _print_coverage_calibration("top-1 calibration by the named landmark's gallery photos",
+                                calibration_by_gallery_photos(report.outcomes))
     console.print("cost per stage (ms, mean / p95): " + ", ".join(
         f"{stage} {cost['mean_ms']:.0f} / {cost['p95_ms']:.0f}" for stage, cost in stage_costs(report.outcomes).items()))
     if spread:
@@ -288,6 +291,8 @@ def eval_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
             table.add_row(f"{row['low']:.1f}-{row['high']:.1f}", str(row["answers"]), f"{row['mean_confidence']:.3f}",
                           f"{row['share_right']:.3f}")
         console.print(table)
+        _print_coverage_calibration("pooled top-1 calibration by the named landmark's gallery photos",
+                                    pooled.by_gallery_photos)
     if json_path:
         saved = metrics
         if spread is not None and pooled is not None:
@@ -301,6 +306,16 @@ def eval_cmd(folder: Path = typer.Argument(..., exists=True, file_okay=False),
                                       pooled.ece_by_chance, pooled.ece_by_chance_p95)
             written.append(save_figure(reliability_diagram(pooled.bins, title), report_dir / "reliability_pooled.png"))
         console.print(f"report: {len(written)} files in {report_dir}")
+
+
+def _print_coverage_calibration(title: str, rows: list[dict]) -> None:
+    table = Table(title=title)
+    for column in ("gallery photos", "answers", "mean probability", "share right"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(row["gallery_photos"], str(row["answers"]), f"{row['mean_confidence']:.3f}",
+                      f"{row['share_right']:.3f}")
+    console.print(table)
 
 
 def _resplit_spread(folder: Path, report: EvalReport, count: int) -> tuple[list[Spread], PooledCalibration]:

@@ -167,7 +167,9 @@ def _score(folder: Path, queries: list[tuple[str, str | None]], recognizer: Reco
             "query": relative, "expected": expected, "got": got[:5],
             "probabilities": [round(lm.probability, 4) for lm in result.landmarks[:5]],
             "inliers": [lm.inliers for lm in result.landmarks[:5]], "recognized": result.recognized,
-            "top_probability": top_probability[-1], "category_expected": categories.get(expected) if expected else None,
+            "top_probability": top_probability[-1],
+            "top_gallery_photos": int(bundle.photos_per_landmark[found.classes.index(got[0])]) if got else None,
+            "category_expected": categories.get(expected) if expected else None,
             "category_got": result.categories[0].category if result.categories else None,
             "timings_ms": {k: round(v, 1) for k, v in result.timings_ms.items()},
         })

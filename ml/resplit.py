@@ -27,7 +27,7 @@ from ml.metrics import (
     expected_calibration_error,
     reliability_bins,
 )
-from ml.report import top1_calibration
+from ml.report import calibration_by_gallery_photos, top1_calibration
 from storage.dataset_import import SplitPhoto, list_photos
 
 # The figures a re-split summary reports: the bars of the recognition issue.
@@ -83,13 +83,16 @@ class PooledCalibration:
     ece_by_chance: float
     ece_by_chance_p95: float
     bins: list[dict]
+    by_gallery_photos: list[dict]  # the same answers by how many gallery photos the named landmark has
 
 
 def pooled_calibration(outcomes_per_split: list[list[dict]]) -> PooledCalibration:
-    confidence, correct = top1_calibration([outcome for outcomes in outcomes_per_split for outcome in outcomes])
+    outcomes = [outcome for split in outcomes_per_split for outcome in split]
+    confidence, correct = top1_calibration(outcomes)
     by_chance, by_chance_p95 = calibration_error_by_chance(confidence)
     return PooledCalibration(len(confidence), expected_calibration_error(confidence, correct), by_chance,
-                             by_chance_p95, reliability_bins(confidence, correct))
+                             by_chance_p95, reliability_bins(confidence, correct),
+                             calibration_by_gallery_photos(outcomes))
 
 
 async def evaluate_resplits(folder: Path, count: int, progress: Callable[[str, int, int], None] | None = None,

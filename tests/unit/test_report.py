@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from ml.report import (
+    calibration_by_gallery_photos,
     open_set_curve,
     per_landmark,
     precision_recall,
@@ -37,6 +39,19 @@ def test_per_landmark_counts() -> None:
     assert rows["a"] == {"landmark": "a", "name": "Alpha", "queries": 2, "top1": 1, "top5": 2, "rejected": 0,
                          "p_at_1": 0.5}
     assert rows["b"]["rejected"] == 1 and set(rows) == {"a", "b"}
+
+
+def test_calibration_by_gallery_photos_groups_answers_by_the_named_landmarks_coverage() -> None:
+    photos = {"a": 5, "b": 1, "c": 2}  # gallery photos per landmark
+    outcomes = [{**o, "top_gallery_photos": photos[o["got"][0]]} for o in OUTCOMES]
+    outcomes.append({**OUTCOMES[0], "top_gallery_photos": None})  # no landmark named: left out
+    rows = {row["gallery_photos"]: row for row in calibration_by_gallery_photos(outcomes)}
+    assert list(rows) == ["1", "2", "3+"]
+    # "a" is named by a1 (right, 0.9) and x2 (a distractor, 0.7); "b" by a2 (wrong, 0.6) and b1 (right, 0.3).
+    assert rows["3+"] == {"gallery_photos": "3+", "answers": 2, "mean_confidence": 0.8, "share_right": 0.5}
+    assert (rows["1"]["answers"], rows["1"]["share_right"]) == (2, 0.5)
+    assert rows["1"]["mean_confidence"] == pytest.approx(0.45)
+    assert rows["2"] == {"gallery_photos": "2", "answers": 1, "mean_confidence": 0.2, "share_right": 0.0}
 
 
 def test_open_set_curve_runs_from_accepting_all_to_rejecting_all() -> None:
