@@ -30,6 +30,11 @@ def test_eval_meets_the_bars(dataset: Path, tmp_path: Path) -> None:
     # The pool holds every answer of both splits, binned as the ECE bins them.
     assert pooled["answers"] == 2 * len(queries) == sum(row["answers"] for row in pooled["bins"])
     assert (report / "reliability_pooled.png").stat().st_size > 0
+    # Every answer names a landmark, so the split by its gallery photos holds them all too.
+    assert sum(row["answers"] for row in pooled["by_gallery_photos"]) == pooled["answers"]
+    FIGURES.append("pooled top-1 calibration by the named landmark's gallery photos: " + "; ".join(
+        f"{row['gallery_photos']}: {row['answers']} answers said {row['mean_confidence']:.3f}, right "
+        f"{row['share_right']:.3f}" for row in pooled["by_gallery_photos"]))
     assert metrics["n_landmark_queries"] == sum(1 for r in queries if r["landmark_id"])
     assert metrics["n_distractor_queries"] == sum(1 for r in queries if not r["landmark_id"])
     for key in ("landmark_map_at_5", "gap", "category_p_at_5", "ece", "retrieval_recall_at_20",
