@@ -88,6 +88,7 @@ def _duration(seconds: float) -> str:
 
 
 MAX_SKIPPED_SHOWN = 10
+MAX_SINGLE_PHOTO_SHOWN = 8
 
 
 def reindex_text(state: ReindexState, texts: Texts) -> str:
@@ -115,10 +116,22 @@ def reindex_text(state: ReindexState, texts: Texts) -> str:
                      accepted=_figure(figures.get("loo_accepted")),
                      rejected=_figure(figures.get("loo_unknown_rejection")))
         text += held_back_text(figures, texts)
+        text += single_photo_text(state.single_photo_landmarks, texts)
     if state.skipped:
         items = "\n".join(f"• {escape(item[:200])}" for item in state.skipped[:MAX_SKIPPED_SHOWN])
         text += texts("reindex_skipped", count=len(state.skipped), items=items)
     return text
+
+
+def single_photo_text(names: list[str], texts: Texts) -> str:
+    """The landmarks known by one gallery photo, as a line to append (empty when none): their answers are less
+    sure than they deserve until each has a second photo."""
+    if not names:
+        return ""
+    shown = ", ".join(escape(name) for name in names[:MAX_SINGLE_PHOTO_SHOWN])
+    if len(names) > MAX_SINGLE_PHOTO_SHOWN:
+        shown += ", …"
+    return texts("reindex_single_photo", count=len(names), names=shown)
 
 
 def held_back_text(figures: dict, texts: Texts, version: str | None = None) -> str:  # type: ignore[type-arg]

@@ -116,3 +116,4 @@ def _finish(state: ReindexState, outcome: IndexOutcome) -> None:
     state.images_per_second = outcome.images_per_second
     state.eta_s = None
     state.figures = {key: outcome.stats.get(key) for key in FIGURES}
+    state.single_photo_landmarks = list(outcome.stats.get("single_photo_landmarks") or [])

@@ -468,6 +468,7 @@ async def test_reindex_while_users_keep_getting_answers(system: System, dataset:
         assert round_ < 60, "the reindex did not finish"
     done = await system.emulator.wait_for(edit_of("✅"), 5, after=mark)
     new_version = re.search(r"Index (v[\d-]+)", done.params["text"]).group(1)
+    assert "Landmarks with one gallery photo (" in done.params["text"]  # the dev gallery has several
     progress_edits = [c for c in system.emulator.calls[mark:] if edit_of("🔄")(c)]
     assert progress_edits and any("embedding photos" in c.params["text"] for c in progress_edits)
     moments = [c.time for c in system.emulator.calls[mark:] if edit_of("🔄")(c)]

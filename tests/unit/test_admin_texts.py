@@ -36,6 +36,13 @@ def test_final_states_say_what_serves() -> None:
     assert done.startswith("✅") and "v-new" in done and "110 photos of 23 landmarks" in done and "P@1 99%" in done
     assert "Skipped 1 photo" in done and "&lt;b&gt;" in done  # the reason is escaped for HTML
     assert "Held-back" not in done  # no held-back photos, no line about them
+    assert "one gallery photo" not in done  # every landmark has two or more
+    thin = reindex_text(_state(status="done", version="v-new", n_photos=30, n_landmarks=12, seconds=9.0,
+                               single_photo_landmarks=[f"<Tower {i}>" for i in range(10)]), EN)
+    assert "Landmarks with one gallery photo (10): &lt;Tower 0&gt;, " in thin
+    assert "&lt;Tower 7&gt;, …" in thin and "Tower 8" not in thin  # the first eight, escaped, then an ellipsis
+    assert "с одним фото в галерее (1): Эйфелева башня." in reindex_text(
+        _state(status="done", version="v-new", single_photo_landmarks=["Эйфелева башня"]), RU)
     measured = _state(status="done", version="v-new", n_photos=110, n_landmarks=23, seconds=40.0,
                       figures={"held_back_photos": 66.0, "held_back_p_at_1": 0.957, "held_back_p_at_5": 0.978,
                                "held_back_distractor_rejection": 1.0, "held_back_false_rejection": 0.087})

@@ -11,7 +11,7 @@ from ml.evaluate import _top_probability_without
 from ml.fusion import FusionParams, probabilities
 from ml.index.bundle import IndexBundle, LandmarkInfo
 from ml.index.vector_index import VectorIndex
-from ml.indexer import BuildControl, calibration_samples
+from ml.indexer import BuildControl, calibration_samples, single_photo_landmarks
 from ml.models.heads import train_linear_head, without_class
 from ml.models.image_embedder import Embedding
 from ml.models.local_features import LocalFeatures
@@ -97,3 +97,11 @@ def test_the_evaluation_asks_a_photo_again_as_if_its_landmark_were_unknown() -> 
                               head_log_proba=without_class(bundle.landmark_head.log_proba(query[None, :])[0],
                                                            found.classes.index("many")))
     assert hidden == float(probabilities(by_hand.evidence[others], bundle.fusion)[0].max())
+
+
+def test_the_admin_is_told_which_landmarks_have_one_gallery_photo() -> None:
+    bundle = _bundle()  # "many" has three photos, "pair" two, "single" one
+    bundle.landmarks["single"].name_en = "Lonely Tower"
+    assert single_photo_landmarks(bundle) == ["Lonely Tower"]
+    bundle.landmarks["single"].name_en = ""  # a landmark without an English name is named by its id
+    assert single_photo_landmarks(bundle) == ["single"]
