@@ -125,7 +125,7 @@ def reindex_text(state: ReindexState, texts: Texts) -> str:
 
 def single_photo_text(names: list[str], texts: Texts) -> str:
     """The landmarks known by one gallery photo, as a line to append (empty when none): their answers are less
-    sure than they deserve until each has a second photo."""
+    sure than they are right, and more photos of each are what an admin can do about it."""
     if not names:
         return ""
     shown = ", ".join(escape(name) for name in names[:MAX_SINGLE_PHOTO_SHOWN])

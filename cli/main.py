@@ -137,8 +137,8 @@ def reindex_cmd(full: bool = typer.Option(False, "--full", help="Embed every pho
                 ("distractors rejected", "held_back_distractor_rejection"),
                 ("landmarks wrongly rejected", "held_back_false_rejection"))))
         if state.single_photo_landmarks:
-            console.print(f"landmarks with one gallery photo ({len(state.single_photo_landmarks)}; a second photo "
-                          f"of each makes their answers surer): {', '.join(state.single_photo_landmarks)}")
+            console.print(f"landmarks with one gallery photo ({len(state.single_photo_landmarks)}; their answers "
+                          f"come out less sure than they are right: add more photos of each): {', '.join(state.single_photo_landmarks)}")
     for skipped in state.skipped:
         console.print(f"[yellow]skipped[/yellow] {skipped}")
 

@@ -323,7 +323,7 @@ def single_photo_landmarks(bundle: IndexBundle) -> list[str]:
     """Names of the landmarks with one gallery photo, for the admin: the leave-one-out never asks for them, so the
     calibration has no right answer of theirs to learn from, and their answers come out less sure than they are
     right (pooled over the dev split and 7 re-splits: said 0.43, right 52 %, against 0.81 and 80 % for landmarks
-    with three or more). A second photo of each is the cure the bot can be given."""
+    with three or more). More photos of each are what an admin can give it."""
     return sorted(bundle.landmarks[landmark].name_en or landmark
                   for landmark, photos in zip(bundle.landmark_head.classes, bundle.photos_per_landmark) if photos == 1)
 

@@ -154,8 +154,7 @@ def calibration_by_gallery_photos(outcomes: list[dict]) -> list[dict]:
     similarity and inliers, which the calibration has mostly seen from look-alikes of left-out landmarks.
     Pooled over the dev split and 7 re-splits (distractors' answers included), answers naming a landmark with
     one gallery photo said 0.431 and were right 51.5 % of the time (198), with two 0.593 and 68.2 % (22), with
-    three or more 0.807 and 80.5 % (308): the calibration error sits with the thinly covered landmarks, which
-    a second gallery photo of each would give the calibration something to learn from."""
+    three or more 0.807 and 80.5 % (308): the calibration error sits with the thinly covered landmarks."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for outcome in outcomes:
         photos = outcome.get("top_gallery_photos")

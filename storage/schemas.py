@@ -158,7 +158,7 @@ class ReindexState(BaseModel):
     seconds: float = 0.0
     skipped: list[str] = Field(default_factory=list)
     figures: dict[str, float | None] = Field(default_factory=dict)
-    single_photo_landmarks: list[str] = Field(default_factory=list)  # names: each could do with a second photo
+    single_photo_landmarks: list[str] = Field(default_factory=list)  # names, for the admin to add photos of
     error: str | None = None
 
     @property

@@ -70,7 +70,7 @@ MESSAGES: dict[str, str] = {
     'reindex_stage_text': 'encoding names',
     'reindex_stage_save': 'saving',
     'reindex_done': '✅ <b>Index {version}</b> is serving.\n{photos} photos of {landmarks} landmarks, {embedded} embedded anew, {seconds} s ({rate} img/s).\nGallery leave-one-out: P@1 {p1}, answered {accepted}, unknown places rejected {rejected}.',
-    'reindex_single_photo': '\n📷 Landmarks with one gallery photo ({count}): {names}. Their answers come out less sure than they are right; a second photo of each helps.',
+    'reindex_single_photo': '\n📷 Landmarks with one gallery photo ({count}): {names}. Their answers come out less sure than they are right; add more photos of each.',
     'reindex_held_back': '\nHeld-back photos ({count}): P@1 {p1}, P@5 {p5}, distractors rejected {rejected}, landmarks wrongly rejected {false_rejected}.',
     'held_back_before_live_changes': ' Measured on {version}, before the live changes since; /reindex measures again.',
     'reindex_unchanged': '✅ Nothing new: index {version} already has every photo ({seconds} s).',

@@ -69,7 +69,7 @@ MESSAGES: dict[str, str] = {
     'reindex_stage_text': 'кодирование названий',
     'reindex_stage_save': 'сохранение',
     'reindex_done': '✅ <b>Индекс {version}</b> работает.\n{photos} фото, {landmarks} достопримечательностей, заново обработано {embedded}, {seconds} с ({rate} фото/с).\nПроверка на галерее: P@1 {p1}, с ответом {accepted}, неизвестные отклонены {rejected}.',
-    'reindex_single_photo': '\n📷 Достопримечательности с одним фото в галерее ({count}): {names}. Ответы о них менее уверенные, чем они того заслуживают; второе фото каждой поможет.',
+    'reindex_single_photo': '\n📷 Достопримечательности с одним фото в галерее ({count}): {names}. Ответы о них менее уверенные, чем они того заслуживают; добавьте ещё фото каждой.',
     'reindex_held_back': '\nОтложенные фото ({count}): P@1 {p1}, P@5 {p5}, посторонние отклонены {rejected}, места ошибочно отклонены {false_rejected}.',
     'held_back_before_live_changes': ' Измерено на {version}, до последующих изменений галереи; /reindex измерит заново.',
     'reindex_unchanged': '✅ Нового нет: в индексе {version} уже все фото ({seconds} с).',
