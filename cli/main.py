@@ -137,8 +137,9 @@ def reindex_cmd(full: bool = typer.Option(False, "--full", help="Embed every pho
                 ("distractors rejected", "held_back_distractor_rejection"),
                 ("landmarks wrongly rejected", "held_back_false_rejection"))))
         if state.single_photo_landmarks:
+            names = ", ".join(state.single_photo_landmarks)
             console.print(f"landmarks with one gallery photo ({len(state.single_photo_landmarks)}; their answers "
-                          f"come out less sure than they are right: add more photos of each): {', '.join(state.single_photo_landmarks)}")
+                          f"come out less sure than they are right: add more photos of each): {names}")
     for skipped in state.skipped:
         console.print(f"[yellow]skipped[/yellow] {skipped}")
 

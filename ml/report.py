@@ -84,9 +84,9 @@ def write_report(folder: Path, dataset: Path, metrics: dict, outcomes: list[dict
     failures = [o for o in outcomes if _failed(o)]
     (folder / "failures.json").write_text(json.dumps(failures, indent=1, ensure_ascii=False), encoding="utf-8")
     costs = stage_costs(outcomes)
-    (folder / "metrics.json").write_text(json.dumps({**metrics, "stage_costs_ms": costs, "threshold": threshold,
-                                                     "calibration_by_gallery_photos":
-                                                         calibration_by_gallery_photos(outcomes)}, indent=2), encoding="utf-8")
+    saved = {**metrics, "stage_costs_ms": costs, "threshold": threshold,
+             "calibration_by_gallery_photos": calibration_by_gallery_photos(outcomes)}
+    (folder / "metrics.json").write_text(json.dumps(saved, indent=2), encoding="utf-8")
     written += [folder / "per_landmark.csv", folder / "open_set_curve.csv", folder / "failures.json",
                 folder / "metrics.json"]
 
