@@ -80,7 +80,7 @@ def probabilities(evidence: np.ndarray, params: FusionParams) -> tuple[np.ndarra
 
 def fit_fusion(samples: list[tuple[np.ndarray, int]], l2: float = 1e-3, false_accept_rate: float = 0.05,
                groups: list[str] | None = None, folds: int = 5,
-               sample_weights: list[float] | None = None) -> FusionParams:
+               sample_weights: list[float] | None = None, fits_weights: list[bool] | None = None) -> FusionParams:
     """Maximum likelihood of the true outcome (landmark index, or -1 for unknown), then the temperature.
 
     `samples` come from the gallery only; `groups` names where each came from (its landmark,
@@ -90,17 +90,24 @@ def fit_fusion(samples: list[tuple[np.ndarray, int]], l2: float = 1e-3, false_ac
     set so that at most `false_accept_rate` of the unknown samples' weight would be answered as
     a landmark (a Neyman–Pearson choice: bound the wrong answers, accept as many true ones as
     that allows).
+
+    A sample with `fits_weights` False is one the temperature and the shift learn from but the weights and
+    the threshold do not (all True when not given): it describes a situation the top-1 probability must be
+    honest about, asked in a way that would skew the weights if they learned from it too.
     """
     if not samples:
         return FusionParams.default()
     evidence, mask, targets = _padded(samples)
     weight = torch.tensor([1.0] * len(samples) if sample_weights is None else sample_weights, dtype=torch.float64)
-    weights, unknown_logit = _fit_weights(evidence, mask, targets, l2, weight)
+    learns = torch.tensor([True] * len(samples) if fits_weights is None else fits_weights)
+    weights, unknown_logit = _fit_weights(evidence[learns], mask[learns], targets[learns], l2, weight[learns])
     params = FusionParams(weights=weights, unknown_logit=unknown_logit, threshold=0.5)
     if groups is not None:
-        params.temperature, shift = _fit_out_of_sample(evidence, mask, targets, groups, l2, folds, weight)
+        params.temperature, shift = _fit_out_of_sample(evidence, mask, targets, groups, l2, folds, weight, learns)
         params.unknown_logit += shift
-    params.threshold = choose_threshold(samples, params, false_accept_rate, sample_weights)
+    kept = [i for i in range(len(samples)) if learns[i]]
+    params.threshold = choose_threshold([samples[i] for i in kept], params, false_accept_rate,
+                                        None if sample_weights is None else [sample_weights[i] for i in kept])
     return params
 
 
@@ -135,7 +142,8 @@ def _fit_weights(evidence: torch.Tensor, mask: torch.Tensor, targets: torch.Tens
 
 
 def _fit_out_of_sample(evidence: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor, groups: list[str],
-                       l2: float, folds: int, sample_weights: torch.Tensor) -> tuple[float, float]:
+                       l2: float, folds: int, sample_weights: torch.Tensor,
+                       fits_weights: torch.Tensor) -> tuple[float, float]:
     """(temperature, shift of the unknown logit) under which the held-out groups' top-1 probabilities say most
     likely whether their top-1 landmark is right, with log T held near 0 by a prior ((1, 0) when there is too
     little to split)."""
@@ -149,8 +157,8 @@ def _fit_out_of_sample(evidence: torch.Tensor, mask: torch.Tensor, targets: torc
         part = fold == k
         if part.all() or not part.any():
             return 1.0, 0.0
-        weights, unknown_logit = _fit_weights(evidence[~part], mask[~part], targets[~part], l2,
-                                              sample_weights[~part])
+        rest = ~part & fits_weights
+        weights, unknown_logit = _fit_weights(evidence[rest], mask[rest], targets[rest], l2, sample_weights[rest])
         held_out[part] = _logits(evidence[part], mask[part], torch.tensor(weights, dtype=torch.float64),
                                  torch.tensor([unknown_logit], dtype=torch.float64))
     present = torch.cat([mask, torch.ones(len(mask), 1, dtype=torch.bool)], dim=1)  # padding stays impossible

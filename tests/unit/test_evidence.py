@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from ml.evaluate import _top_probability_without
 from ml.fusion import FusionParams, probabilities
@@ -67,8 +68,10 @@ def test_a_left_out_landmark_weighs_one_unknown_however_many_photos_it_has() -> 
     bundle = _bundle()
     labels = bundle.row_landmarks
     distractor = bundle.gallery_matrix[:1] * -1
-    samples, groups, weights = calibration_samples(bundle, _NoInliers(), bundle.gallery_matrix, labels, distractor,
-                                                   [bundle.local[0]], BuildControl())
+    calibration = calibration_samples(bundle, _NoInliers(), bundle.gallery_matrix, labels, distractor,
+                                      [bundle.local[0]], BuildControl())
+    samples, weights = calibration.fitting_weights()
+    groups = [g for g, fits in zip(calibration.groups, calibration.fits_weights) if fits]
     unknown_weight: dict[str, float] = {}
     for (_, target), group, weight in zip(samples, groups, weights):
         if target >= 0:
@@ -77,6 +80,25 @@ def test_a_left_out_landmark_weighs_one_unknown_however_many_photos_it_has() -> 
             unknown_weight[group] = unknown_weight.get(group, 0.0) + weight
     assert unknown_weight == {"many": 1.0, "pair": 1.0, "single": 1.0, "distractor-0": 1.0}
     assert sum(target >= 0 for _, target in samples) == 5  # "single" has no other photo to be found by
+
+
+def test_photos_of_a_landmark_with_three_or_more_are_asked_again_against_its_least_alike_photo_alone() -> None:
+    bundle = _bundle()  # "many" has rows 0-2
+    labels = bundle.row_landmarks
+    calibration = calibration_samples(bundle, _NoInliers(), bundle.gallery_matrix, labels,
+                                      np.zeros((0, 16), np.float32), [], BuildControl())
+    kept = [i for i, fits in enumerate(calibration.fits_weights) if not fits]
+    # Only "many" has two other photos to choose the least alike from; its three photos weigh one in all.
+    assert [calibration.groups[i] for i in kept] == ["many"] * 3
+    assert sum(calibration.weights[i] for i in kept) == pytest.approx(1.0)
+    column = bundle.landmark_head.classes.index("many")
+    assert all(calibration.samples[i][1] == column for i in kept)
+    # With one photo of "many" left, the head is silent for it, as for a landmark with one gallery photo.
+    assert all(calibration.samples[i][0][column, HEAD] == 0.0 for i in kept)
+    similarity = bundle.gallery_matrix[:3] @ bundle.gallery_matrix[:3].T
+    for query, i in enumerate(kept):
+        least_alike = min((row for row in range(3) if row != query), key=lambda row: similarity[query, row])
+        assert calibration.samples[i][0][column, 0] == pytest.approx(similarity[query, least_alike], abs=1e-5)
 
 
 def test_the_evaluation_asks_a_photo_again_as_if_its_landmark_were_unknown() -> None:

@@ -154,3 +154,25 @@ def test_threshold_bounds_the_unknowns_weight_not_their_count() -> None:
     by_count = choose_threshold(samples, params, 0.05)  # 1 in 40 unknowns: may be accepted
     by_weight = choose_threshold(samples, params, 0.05, [1.0, 10.0] + [1.0] * 39)  # 10 in 49: may not
     assert by_count <= top_of_confusing < by_weight
+
+
+def test_samples_for_the_temperature_alone_leave_the_weights_and_threshold_and_move_the_temperature() -> None:
+    rng = np.random.default_rng(5)
+    gallery = _gallery_like(rng, 300)
+    groups = [f"g{i % 40}" for i in range(len(gallery))]
+    # Right answers barely above the noise, as a landmark known by one photo gives: the held-out top-1 of such
+    # answers is modest, so the temperature and the unknown shift learn that they are right nonetheless.
+    weak = []
+    for _ in range(60):
+        sim, inl = rng.uniform(0.1, 0.4, 6), rng.integers(0, 9, 6)
+        sim[2], inl[2] = rng.uniform(0.35, 0.55), rng.integers(8, 16)
+        weak.append((_evidence(list(sim), list(inl)), 2))
+    plain = fit_fusion(gallery, groups=groups)
+    both = fit_fusion(gallery + weak, groups=groups + [f"g{i % 40}" for i in range(len(weak))],
+                      fits_weights=[True] * len(gallery) + [False] * len(weak))
+    assert both.weights == plain.weights
+    assert (both.temperature, both.unknown_logit) != (plain.temperature, plain.unknown_logit)
+    assert np.mean([probabilities(ev, both)[0][2] for ev, _ in weak]) > \
+        np.mean([probabilities(ev, plain)[0][2] for ev, _ in weak])
+    # The threshold is still the one that bounds the gallery's unknowns at the false-accept rate.
+    assert both.threshold == choose_threshold(gallery, both, 0.05)
