@@ -17,7 +17,6 @@ import json
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -246,19 +245,19 @@ def calibration_samples(
     """
     classes = bundle.landmark_head.classes
     column = {name: i for i, name in enumerate(classes)}
-    photos_of = Counter(labels)
+    rows_of = bundle.rows_of_landmark
     held_out_head = out_of_fold_log_proba(vectors, labels, classes)
     queries: list[_CalibrationQuery] = []
     for row, label in enumerate(labels):
-        if photos_of[label] >= 2:
+        if len(rows_of[label]) >= 2:
             queries.append(_CalibrationQuery(vectors[row], bundle.local[row], frozenset({row}), held_out_head[row],
                                              column[label], label))
         if len(classes) >= 3:
             queries.append(_CalibrationQuery(vectors[row], bundle.local[row], frozenset(), held_out_head[row], -1,
-                                             label, left_out=label, weight=1.0 / photos_of[label]))
+                                             label, left_out=label, weight=1.0 / len(rows_of[label])))
     for number, (vector, local) in enumerate(zip(distractor_vectors, distractor_local)):
         queries.append(_CalibrationQuery(vector, local, frozenset(), None, -1, f"distractor-{number}"))
-    queries += _kept_hardest(vectors, labels, bundle.local, held_out_head, column)
+    queries += _kept_hardest(vectors, labels, rows_of, bundle.local, held_out_head, column)
     samples: list[tuple[np.ndarray, int]] = []
     for done, (query, evidence) in enumerate(zip(queries, _evidence_of(bundle, matcher, queries)), start=1):
         samples.append((evidence, query.target))
@@ -267,18 +266,19 @@ def calibration_samples(
                           [query.fits_weights for query in queries])
 
 
-def _kept_hardest(vectors: np.ndarray, labels: list[str], local: list[LocalFeatures], held_out_head: np.ndarray,
+def _kept_hardest(vectors: np.ndarray, labels: list[str], rows_of: dict[str, frozenset[int]],
+                  local: list[LocalFeatures], held_out_head: np.ndarray,
                   column: dict[str, int]) -> list[_CalibrationQuery]:
     """Each photo of a landmark with three or more, asked with only the photo of its landmark least like it
     (by the global descriptor) left in the gallery: a landmark known by one photo, seen from elsewhere."""
     queries = []
     for row, label in enumerate(labels):
-        mine = [other for other, name in enumerate(labels) if name == label and other != row]
+        mine = sorted(rows_of[label] - {row})
         if len(mine) < 2:  # with one other photo the leave-one-out already asks this
             continue
         kept = mine[int(np.argmin(vectors[mine] @ vectors[row]))]
-        queries.append(_CalibrationQuery(vectors[row], local[row], frozenset(mine) - {kept} | {row}, held_out_head[row],
-                                         column[label], label, weight=1.0 / (len(mine) + 1), fits_weights=False))
+        queries.append(_CalibrationQuery(vectors[row], local[row], rows_of[label] - {kept}, held_out_head[row],
+                                         column[label], label, weight=1.0 / len(rows_of[label]), fits_weights=False))
     return queries
 
 

@@ -101,8 +101,7 @@ def evidence_without_landmark(
     in), and its column dropped. A photo of that landmark then shows a real building the gallery does not know:
     the calibration's "left-out landmark" unknowns and the evaluation's unknown-landmark figure are both this."""
     column = bundle.landmark_head.classes.index(landmark_id)
-    rows = frozenset(row for row, label in enumerate(bundle.row_landmarks) if label == landmark_id)
-    found = gather_evidence(bundle, matcher, vector, local, exclude_rows=rows,
+    found = gather_evidence(bundle, matcher, vector, local, exclude_rows=bundle.rows_of_landmark[landmark_id],
                             head_log_proba=without_class(head_log_proba, column))
     return np.delete(found.evidence, column, 0)
 

@@ -73,6 +73,14 @@ class IndexBundle:
         column = {name: i for i, name in enumerate(self.landmark_head.classes)}
         return np.bincount([column[label] for label in self.row_landmarks], minlength=len(column))
 
+    @cached_property
+    def rows_of_landmark(self) -> dict[str, frozenset[int]]:
+        """The gallery rows of each landmark: what the calibration hides to make the gallery not know it."""
+        rows: dict[str, set[int]] = {}
+        for row, label in enumerate(self.row_landmarks):
+            rows.setdefault(label, set()).add(row)
+        return {label: frozenset(found) for label, found in rows.items()}
+
     def save(self, root: Path) -> Path:
         """Write to `root/.<version>.tmp`, then rename to `root/<version>`: all or nothing."""
         final = root / self.version
