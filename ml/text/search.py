@@ -85,10 +85,18 @@ class TextCorpus:
 
     @classmethod
     def build(cls, landmarks: list[LandmarkText], encoders: list[TextEncoder]) -> TextCorpus:
-        documents = [lm.document() for lm in landmarks]
-        names = all_names(landmarks)
-        return cls(landmarks, {e.model_id: _encode(e, documents) for e in encoders},
-                   {e.model_id: _encode(e, names) for e in encoders})
+        return cls(landmarks, {}).encoded_for(encoders)
+
+    def encoded_for(self, encoders: list[TextEncoder]) -> TextCorpus:
+        """This corpus with the documents and names encoded by each of `encoders` it lacks vectors of (a version
+        saved before names had vectors of their own gets those alone)."""
+        vectors, name_vectors = dict(self.vectors), dict(self.name_vectors)
+        for encoder in encoders:
+            if encoder.model_id not in vectors:
+                vectors[encoder.model_id] = _encode(encoder, [lm.document() for lm in self.landmarks])
+            if encoder.model_id not in name_vectors:
+                name_vectors[encoder.model_id] = _encode(encoder, all_names(self.landmarks))
+        return TextCorpus(self.landmarks, vectors, name_vectors)
 
     def save(self, folder: Path) -> None:
         (folder / "text.json").write_text(json.dumps([asdict(lm) for lm in self.landmarks], ensure_ascii=False),
@@ -126,14 +134,8 @@ class TextSearch:
         self.encoders = encoders if encoders is not None else default_encoders()
         corpus = landmarks if isinstance(landmarks, TextCorpus) else None
         self.landmarks = corpus.landmarks if corpus else landmarks
-        vectors = dict(corpus.vectors) if corpus else {}  # what the index saved; the rest is encoded here
-        name_vectors = dict(corpus.name_vectors) if corpus else {}
-        for encoder in self.encoders:
-            if encoder.model_id not in vectors:
-                vectors[encoder.model_id] = _encode(encoder, [lm.document() for lm in self.landmarks])
-            if encoder.model_id not in name_vectors:
-                name_vectors[encoder.model_id] = _encode(encoder, all_names(self.landmarks))
-        self.corpus = TextCorpus(self.landmarks, vectors, name_vectors)
+        # What the index saved; what it lacks is encoded here.
+        self.corpus = (corpus or TextCorpus(self.landmarks, {})).encoded_for(self.encoders)
         self._variant_owner: list[int] = []
         self._variants: list[str] = []
         for index, landmark in enumerate(self.landmarks):
