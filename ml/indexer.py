@@ -48,11 +48,12 @@ from storage.repositories import GalleryPhoto, Repositories
 log = logging.getLogger(__name__)
 
 # Bump when the build itself changes (what is fitted, how), so "nothing new" does not keep an index made the old way.
-BUILD_METHOD = 10  # 2: fusion temperature, ImageNet evidence for unknown places; 3: PCA whitening; 4: 20-row shortlist;
+BUILD_METHOD = 11  # 2: fusion temperature, ImageNet evidence for unknown places; 3: PCA whitening; 4: 20-row shortlist;
 # 5: no head evidence for single-photo landmarks; 6: a left-out landmark's photos weigh one unknown in all;
 # 7: the temperature and an unknown-logit shift fitted for the top-1's correctness too, on features as stored;
 # 8: the category head's weight for unknown places fitted beside ImageNet's; 9: the temperature fitted on
-# the held-out top-1 alone, with a prior on its log; 10: kept-hardest samples for the temperature
+# the held-out top-1 alone, with a prior on its log; 10: kept-hardest samples for the temperature;
+# 11: the temperature scored by Brier, its prior chosen by folds of the gallery
 CALIBRATION_THREADS = 2  # the machine the bars are set on has two cores
 Progress = Callable[[str, int, int], None]  # (stage, done, total): embed, calibrate, held_back, text, save
 
