@@ -113,14 +113,16 @@ class ImageEmbedder:
 
     The convolutions run in bfloat16 where the CPU multiplies it in hardware (`precision` "auto"; the
     EMBED_PRECISION setting when not given): on this machine one photo's feature map took 40-52 instead of
-    87-93 ms on one core. The pooling, the normalisation and the ImageNet classifier stay in float32. A photo's descriptor then agrees with its
-    float32 one to a cosine of 0.9986 or more (49 dev photos, mean 0.9994) and the ImageNet top-1 class
-    is the same for all 49, so both precisions share one vector space (and one model id): an index built
-    on either serves on either. On the dev split every figure of `landmarks eval` came out the same
-    (ECE 0.041 both); over 7 re-splits the means moved within their spread (P@1 0.991 -> 0.988, false
-    rejection 0.028 -> 0.031, distractor rejection 0.971 both, ECE 0.060 -> 0.058, pooled 0.033 -> 0.029).
-    The local features stay in float32: their keypoints are picked by thresholds and a top-k, and in
-    bfloat16 a quarter of them changed, and with them the inlier counts."""
+    87-93 ms on one core. In the worker it runs beside XFeat, which then sets the pace, so the answer gains
+    less: in `landmarks eval` runs alternating the two, the mean went 203 -> 194 and 212 -> 208 ms (the
+    embedding alone 85 -> 67 and 93 -> 76). The pooling, the normalisation and the ImageNet classifier stay
+    in float32. A photo's descriptor then agrees with its float32 one to a cosine of 0.9986 or more (49 dev
+    photos, mean 0.9994) and the ImageNet top-1 class is the same for all 49, so both precisions share one
+    vector space (and one model id): an index built on either serves on either. On the dev split every
+    figure of `landmarks eval` came out the same (ECE 0.041 both); over 7 re-splits the means moved within
+    their spread (P@1 0.991 -> 0.988, false rejection 0.028 -> 0.031, distractor rejection 0.971 both, ECE
+    0.060 -> 0.058, pooled 0.033 -> 0.029). The local features stay in float32: their keypoints are picked by
+    thresholds and a top-k, and in bfloat16 a quarter of them changed, and with them the inlier counts."""
 
     def __init__(self, config: EmbedderConfig | None = None, threads: int | None = None,
                  precision: Precision | None = None) -> None:

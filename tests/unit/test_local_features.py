@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import io
 
+import numpy as np
 import pytest
 import torch
 
 from ml.models.local_features import (
     LocalFeatureConfig,
     LocalFeatureMatcher,
+    LocalFeatures,
     local_maxima,
     matcher_for,
 )
@@ -53,13 +55,36 @@ def test_an_index_made_with_other_local_features_gets_queries_extracted_like_its
     own = LocalFeatureMatcher(LocalFeatureConfig(max_side=1024, min_cossim=0.8))
     assert matcher_for(own.config.model_id, own) is own
     older = matcher_for("xfeat-k2048-m800-r0.9", own)
-    assert older is not own and older.config.model_id == "xfeat-k2048-m800-r0.9"
+    assert older is not own and (older.config.max_side, older.config.top_k) == (800, 2048)
+    assert older.config.gallery_top_k == 2048  # an id from before gallery photos were cut: all their keypoints
     assert older.config.min_cossim == 0.8  # matching settings stay the worker's: only extraction follows the index
     assert matcher_for("xfeat-k2048-m800-r0.9", own) is older  # one matcher per index kind, not one per swap
     assert matcher_for("sift-something", own) is own
 
 
-@pytest.mark.parametrize("config", [LocalFeatureConfig(), LocalFeatureConfig(max_side=640, top_k=1024, ratio=0.85)])
+@pytest.mark.parametrize("config", [LocalFeatureConfig(), LocalFeatureConfig(max_side=640, top_k=1024, ratio=0.85),
+                                    LocalFeatureConfig(gallery_top_k=512)])
 def test_a_model_id_gives_back_the_settings_that_made_it(config: LocalFeatureConfig) -> None:
     assert LocalFeatureConfig(max_side=1, top_k=1, ratio=0.5).with_model_id(config.model_id) == config
     assert config.with_model_id("xfeat-k2048-mbig-r0.9") is None
+
+
+def _planar_scene(seed: int, n: int) -> tuple[LocalFeatures, LocalFeatures]:
+    """n keypoints with random unit descriptors, and the same points moved by one homography (a shift):
+    every pair is a true match, so the inliers are all the points the matcher gets to see."""
+    rng = np.random.default_rng(seed)
+    points = rng.uniform(0, 800, (n, 2)).astype(np.float32)
+    descriptors = rng.normal(size=(n, 64)).astype(np.float32)
+    descriptors /= np.linalg.norm(descriptors, axis=1, keepdims=True)
+    return LocalFeatures(points, descriptors), LocalFeatures(points + np.float32([30, -12]), descriptors.copy())
+
+
+def test_a_gallery_photo_is_matched_by_its_best_keypoints_only() -> None:
+    query, gallery = _planar_scene(seed=4, n=300)
+    matcher = LocalFeatureMatcher(LocalFeatureConfig(gallery_top_k=100))
+    assert matcher.inliers(query, gallery) == 100  # the gallery's first 100 (XFeat orders them best first)
+    assert LocalFeatureMatcher(LocalFeatureConfig(gallery_top_k=2048)).inliers(query, gallery) == 300
+    # The query is not cut: its points past the 100th still find their gallery twins among the first 100.
+    reordered = LocalFeatures(query.keypoints[::-1].copy(), query.descriptors[::-1].copy())
+    assert matcher.inliers(reordered, gallery) == 100
+    assert len(gallery.keypoints) == 300  # the caller's features are left whole
