@@ -83,8 +83,10 @@ class IndexModels:
 
     @property
     def signature(self) -> str:
-        """Which models made an embedding: a change means every photo is embedded again."""
-        return f"{self.embedder.model_id}+{self.matcher.config.model_id}"
+        """Which models made an embedding: a change means every photo is embedded again. How keypoints are
+        matched (the ratio test, a gallery photo's keypoints) is not part of it: a change there recalibrates
+        the index from the embeddings already cached (the index's content signature names it)."""
+        return f"{self.embedder.model_id}+{self.matcher.config.extraction_id}"
 
 
 @dataclass
@@ -388,7 +390,7 @@ def content_signature(photos: list[GalleryPhoto], landmarks: dict[str, LandmarkT
     content = {
         "held_back": sorted((p.sha256, p.landmark_id or "") for p in held_back),
         "build": BUILD_METHOD,
-        "models": [models.signature, *sorted(e.model_id for e in models.text_encoders)],
+        "models": [models.signature, models.matcher.config.model_id, *sorted(e.model_id for e in models.text_encoders)],
         "expansion": models.expansion.to_dict(),
         "whitening": models.whitening,
         "photos": sorted((p.sha256, p.landmark_id or "") for p in photos),

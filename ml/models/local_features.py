@@ -50,6 +50,11 @@ class LocalFeatureConfig:
     ransac_reproj_px: float = 8.0
 
     @property
+    def extraction_id(self) -> str:
+        """What a photo's keypoints depend on: the embedding cache keeps them under it."""
+        return f"xfeat-k{self.top_k}-m{self.max_side}"
+
+    @property
     def model_id(self) -> str:
         return f"xfeat-k{self.top_k}-m{self.max_side}-r{self.ratio:g}-g{self.gallery_top_k}"
 

@@ -268,3 +268,25 @@ async def test_a_worker_extracts_queries_like_the_index_it_serves(services: Serv
     assert worker.recognizer.matcher is worker.matcher
     assert IndexBundle.load(Path((await services.repos.active_index()).path)).local_model_id \
         == worker.matcher.config.model_id
+
+
+async def test_a_change_of_matching_alone_recalibrates_from_the_cached_embeddings(services: Services,
+                                                                                    models: IndexModels) -> None:
+    """How keypoints are matched decides the calibration, not the keypoints: a reindex after such a change builds
+    a new index (its answers differ) without extracting any photo again."""
+    from ml.index.bundle import IndexBundle
+    from ml.models.local_features import LocalFeatureConfig
+
+    first = await _reindex(services, models)
+    assert first.status == "done" and first.embedded > 0
+    rematched = IndexModels(models.embedder, LocalFeatureMatcher(LocalFeatureConfig(gallery_top_k=512, ratio=0.85)),
+                            models.text_encoders)
+    assert rematched.signature == models.signature
+    second = await _reindex(services, rematched)
+    assert second.status == "done" and second.version != first.version
+    assert second.embedded == 0
+    assert IndexBundle.load(Path((await services.repos.active_index()).path)).local_model_id \
+        == rematched.matcher.config.model_id
+    reextracted = IndexModels(models.embedder, LocalFeatureMatcher(LocalFeatureConfig(max_side=640)),
+                              models.text_encoders)
+    assert reextracted.signature != models.signature  # other keypoints: photos are extracted again
