@@ -22,7 +22,7 @@ from ml.index.expansion import ExpansionConfig
 from ml.index.vector_index import VectorIndex
 from ml.index.whitening import Whitening
 from ml.models.heads import LinearHead
-from ml.models.local_features import LocalFeatures
+from ml.models.local_features import LocalFeatureConfig, LocalFeatures
 from ml.models.place_categories import PlaceWeights
 from ml.text.search import TextCorpus
 
@@ -81,6 +81,17 @@ class IndexBundle:
             rows.setdefault(label, set()).add(row)
         return {label: frozenset(found) for label, found in rows.items()}
 
+    def served_local_features(self) -> list[LocalFeatures]:
+        """Each gallery photo's keypoints that matching against it reads (`gallery_top_k`, best first): all that
+        a served index needs. The build keeps every keypoint in memory, since its calibration asks gallery
+        photos as queries, and a query's keypoints all count. With 1024 of 2048 kept, an index's local features
+        take half the disk and half of every worker's memory."""
+        config = LocalFeatureConfig().with_model_id(self.local_model_id)
+        if config is None:
+            return self.local
+        keep = config.gallery_top_k
+        return [LocalFeatures(f.keypoints[:keep], f.descriptors[:keep]) for f in self.local]
+
     def save(self, root: Path) -> Path:
         """Write to `root/.<version>.tmp`, then rename to `root/<version>`: all or nothing."""
         final = root / self.version
@@ -88,12 +99,13 @@ class IndexBundle:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         self.vectors.save(tmp / "global.faiss")
-        counts = np.array([len(f.keypoints) for f in self.local], dtype=np.int64)
+        local = self.served_local_features()
+        counts = np.array([len(f.keypoints) for f in local], dtype=np.int64)
         np.savez(
             tmp / "local.npz",
             counts=counts,
-            keypoints=np.concatenate([f.keypoints for f in self.local]) if self.local else np.zeros((0, 2), np.float32),
-            descriptors=(np.concatenate([f.descriptors for f in self.local]).astype(STORED_DTYPE) if self.local
+            keypoints=np.concatenate([f.keypoints for f in local]) if local else np.zeros((0, 2), np.float32),
+            descriptors=(np.concatenate([f.descriptors for f in local]).astype(STORED_DTYPE) if local
                          else np.zeros((0, 64), STORED_DTYPE)),
         )
         np.savez(
