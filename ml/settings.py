@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+Precision = Literal["auto", "float32", "bfloat16"]  # of the global descriptor's convolutions
+
 
 class MLSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -14,7 +16,7 @@ class MLSettings(BaseSettings):
     worker_batch_size: int = Field(default=8, description="Most jobs taken from the queue at once.")
     worker_poll_timeout_s: float = Field(default=1.0, description="How long one queue read blocks.")
     worker_torch_threads: int = Field(default=0, description="torch CPU threads; 0 keeps torch's default.")
-    embed_precision: Literal["auto", "float32", "bfloat16"] = Field(
+    embed_precision: Precision = Field(
         default="auto", description="Precision of the global descriptor's convolutions: auto = bfloat16 where the "
                                     "CPU multiplies it in hardware (AVX-512 BF16, AMX), else float32.")
     index_check_interval_s: float = Field(default=2.0, description="How often a worker checks for a new index.")

@@ -87,10 +87,7 @@ class IndexBundle:
         photos as queries, and a query's keypoints all count. With 1024 of 2048 kept, an index's local features
         take half the disk and half of every worker's memory."""
         config = LocalFeatureConfig().with_model_id(self.local_model_id)
-        if config is None:
-            return self.local
-        keep = config.gallery_top_k
-        return [LocalFeatures(f.keypoints[:keep], f.descriptors[:keep]) for f in self.local]
+        return self.local if config is None else [config.gallery_side(features) for features in self.local]
 
     def save(self, root: Path) -> Path:
         """Write to `root/.<version>.tmp`, then rename to `root/<version>`: all or nothing."""

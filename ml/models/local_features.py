@@ -49,6 +49,10 @@ class LocalFeatureConfig:
     ratio: float = 0.9  # Lowe's ratio test: drops ambiguous matches on repeated windows and arcades
     ransac_reproj_px: float = 8.0
 
+    def gallery_side(self, features: LocalFeatures) -> LocalFeatures:
+        """A gallery photo's keypoints that matching reads: its best `gallery_top_k` (XFeat orders them)."""
+        return LocalFeatures(features.keypoints[: self.gallery_top_k], features.descriptors[: self.gallery_top_k])
+
     @property
     def extraction_id(self) -> str:
         """What a photo's keypoints depend on: the embedding cache keeps them under it."""
@@ -134,8 +138,7 @@ class LocalFeatureMatcher:
 
         `gallery` is cut to its best `gallery_top_k` keypoints here, so the cache and the index keep every
         keypoint a photo has, and a gallery photo asked as a calibration query uses them all, as a query does."""
-        gallery = LocalFeatures(gallery.keypoints[: self.config.gallery_top_k],
-                                gallery.descriptors[: self.config.gallery_top_k])
+        gallery = self.config.gallery_side(gallery)
         if len(query.keypoints) < 8 or len(gallery.keypoints) < 8:
             return 0
         # One matmul, row-wise argmax only: a column-wise argmax over a C-ordered matrix is ~20x slower,
