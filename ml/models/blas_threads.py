@@ -8,13 +8,15 @@ would race: the caller that leaves first would restore two threads under the oth
 leaves last would restore the one thread it found. Here the first caller in sets the limit, the last
 one out restores what the process had.
 
-The libraries are found once, on first use (by then numpy, torch, OpenCV and faiss are loaded): finding them
-reads the process's memory map, ~5 ms that every photo's verification paid before this (threadpoolctl's own
-`threadpool_limits` finds them anew each time).
+The libraries are found on first use and again only after Python has imported more modules: finding them reads
+the process's memory map, ~5 ms that every photo's verification paid when each span looked anew (as threadpoolctl's
+own `threadpool_limits` does). A module imported later can bring a BLAS of its own (scipy's, loaded by a text
+model or a report after the first photo was verified), and one found once would never limit it.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,14 +27,17 @@ _lock = threading.Lock()
 _holders = 0
 _limiter = None  # threadpoolctl's limiter while someone holds the limit
 _controller: ThreadpoolController | None = None
+_modules_seen = 0  # how many modules Python had imported when `_controller` looked for libraries
 
 
 @contextmanager
 def one_blas_thread() -> Iterator[None]:
-    global _holders, _limiter, _controller
+    global _holders, _limiter, _controller, _modules_seen
     with _lock:
         if _holders == 0:
-            _controller = _controller or ThreadpoolController()
+            if _controller is None or len(sys.modules) != _modules_seen:
+                _modules_seen = len(sys.modules)
+                _controller = ThreadpoolController()
             _limiter = _controller.limit(limits=1, user_api="blas")
         _holders += 1
     try:

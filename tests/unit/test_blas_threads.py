@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import random
+import sys
 import time
+import types
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
+import ml.models.blas_threads as blas_threads
 from ml.models.blas_threads import one_blas_thread
 from ml.models.local_features import LocalFeatures
 from ml.recognize import gather_evidence
@@ -30,6 +33,29 @@ def test_overlapping_spans_keep_one_thread_until_the_last_leaves() -> None:
         assert _blas_threads() == {1}
         second.__exit__(None, None, None)
         assert _blas_threads() == before
+
+
+def test_libraries_are_looked_for_again_after_more_modules_are_imported(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A module imported after the first span may load a BLAS of its own (scipy's did, after the index tests):
+    the next span must find and limit it, while spans with nothing new imported reuse what was found."""
+    built = []
+
+    class CountingController(blas_threads.ThreadpoolController):
+        def __init__(self) -> None:
+            super().__init__()
+            built.append(self)
+
+    monkeypatch.setattr(blas_threads, "ThreadpoolController", CountingController)
+    monkeypatch.setattr(blas_threads, "_controller", None)
+    with one_blas_thread():
+        pass
+    with one_blas_thread():
+        pass
+    assert len(built) == 1
+    monkeypatch.setitem(sys.modules, "a_module_with_its_own_blas", types.ModuleType("a_module_with_its_own_blas"))
+    with one_blas_thread():
+        assert _blas_threads() == {1}
+    assert len(built) == 2
 
 
 class _SlowCounts:
