@@ -42,6 +42,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("xfeat-800px", local=LocalFeatureConfig(max_side=800)),
     Variant("xfeat-1024kp", local=LocalFeatureConfig(top_k=1024, gallery_top_k=1024)),
     Variant("xfeat-gallery-2048kp", local=LocalFeatureConfig(gallery_top_k=2048)),
+    Variant("no-lighterglue", local=LocalFeatureConfig(glue_candidates=0)),
     Variant("global-320+xfeat-640px", embedder=EmbedderConfig(short_side=320, max_long_side=544),
             local=LocalFeatureConfig(max_side=640)),
     Variant("multi-scale-0.7-1-1.4", embedder=EmbedderConfig(scales=(0.7, 1.0, 1.4))),

@@ -61,9 +61,14 @@ def test_libraries_are_looked_for_again_after_more_modules_are_imported(monkeypa
 class _SlowCounts:
     """Inliers that identify the gallery photo, answered after a random delay so that pairs finish out of order."""
 
+    glue_candidates = 0  # no second opinion
+
     def inliers(self, query: LocalFeatures, gallery: LocalFeatures) -> int:
         time.sleep(random.uniform(0.0, 0.01))
         return int(gallery.keypoints[0, 0])
+
+    def glue_inliers(self, query: LocalFeatures, gallery: LocalFeatures) -> int:
+        raise AssertionError("no landmark is asked a second time")
 
 
 def test_pairs_verified_side_by_side_count_as_one_after_the_other() -> None:

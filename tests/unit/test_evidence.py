@@ -22,8 +22,13 @@ HEAD = 2  # the head's column in the evidence
 
 
 class _NoInliers:
+    glue_candidates = 0  # no second opinion
+
     def inliers(self, query: LocalFeatures, gallery: LocalFeatures) -> int:
         return 0
+
+    def glue_inliers(self, query: LocalFeatures, gallery: LocalFeatures) -> int:
+        raise AssertionError("no landmark is asked a second time")
 
 
 def _bundle() -> IndexBundle:
@@ -127,3 +132,32 @@ def test_the_admin_is_told_which_landmarks_have_one_gallery_photo() -> None:
     assert single_photo_landmarks(bundle) == ["Lonely Tower"]
     bundle.landmarks["single"].name_en = ""  # a landmark without an English name is named by its id
     assert single_photo_landmarks(bundle) == ["single"]
+
+
+class _RowCounts:
+    """Nearest-neighbour inliers that name the gallery row (10 × (row + 1)); LighterGlue finds 500 on any pair and
+    records which rows it was asked about."""
+
+    glue_candidates = 1
+
+    def __init__(self) -> None:
+        self.glued: list[int] = []
+
+    def inliers(self, query: LocalFeatures, gallery: LocalFeatures) -> int:
+        return int(gallery.keypoints[0, 0])
+
+    def glue_inliers(self, query: LocalFeatures, gallery: LocalFeatures) -> int:
+        self.glued.append(int(gallery.keypoints[0, 0]) // 10 - 1)
+        return 500
+
+
+def test_only_the_leading_landmark_gets_a_second_opinion_on_its_best_photo() -> None:
+    bundle = _bundle()
+    bundle.local = [LocalFeatures(np.full((1, 2), 10 * (row + 1), np.float32), np.zeros((1, 64), np.float32))
+                    for row in range(len(bundle.row_landmarks))]
+    verifier = _RowCounts()
+    found = gather_evidence(bundle, verifier, bundle.gallery_matrix[0], bundle.local[0])
+    inliers = dict(zip(found.classes, found.inliers.tolist()))
+    assert verifier.glued == [5]  # "single" (row 5: 60 inliers) leads; "pair" (rows 3-4) and "many" are not asked
+    assert inliers == {"single": 500, "pair": 50, "many": 30}
+    assert found.evidence[found.classes.index("single"), 1] == np.float32(np.log1p(500))

@@ -8,6 +8,8 @@ import io
 import numpy as np
 import pytest
 import torch
+from matplotlib import cbook
+from PIL import Image
 
 from ml.models.local_features import (
     LocalFeatureConfig,
@@ -57,13 +59,15 @@ def test_an_index_made_with_other_local_features_gets_queries_extracted_like_its
     older = matcher_for("xfeat-k2048-m800-r0.9", own)
     assert older is not own and (older.config.max_side, older.config.top_k) == (800, 2048)
     assert older.config.gallery_top_k == 2048  # an id from before gallery photos were cut: all their keypoints
+    assert older.config.glue_candidates == 0  # and from before LighterGlue's second opinion
     assert older.config.min_cossim == 0.8  # matching settings stay the worker's: only extraction follows the index
     assert matcher_for("xfeat-k2048-m800-r0.9", own) is older  # one matcher per index kind, not one per swap
     assert matcher_for("sift-something", own) is own
 
 
 @pytest.mark.parametrize("config", [LocalFeatureConfig(), LocalFeatureConfig(max_side=640, top_k=1024, ratio=0.85),
-                                    LocalFeatureConfig(gallery_top_k=512)])
+                                    LocalFeatureConfig(gallery_top_k=512), LocalFeatureConfig(glue_candidates=0),
+                                    LocalFeatureConfig(glue_candidates=3, glue_keypoints=256)])
 def test_a_model_id_gives_back_the_settings_that_made_it(config: LocalFeatureConfig) -> None:
     assert LocalFeatureConfig(max_side=1, top_k=1, ratio=0.5).with_model_id(config.model_id) == config
     assert config.with_model_id("xfeat-k2048-mbig-r0.9") is None
@@ -88,3 +92,22 @@ def test_a_gallery_photo_is_matched_by_its_best_keypoints_only() -> None:
     reordered = LocalFeatures(query.keypoints[::-1].copy(), query.descriptors[::-1].copy())
     assert matcher.inliers(reordered, gallery) == 100
     assert len(gallery.keypoints) == 300  # the caller's features are left whole
+
+
+def _night(photo: Image.Image) -> Image.Image:
+    """The same scene darker, bluer and seen from a little further."""
+    small = photo.resize((round(photo.width * 0.8), round(photo.height * 0.8)), Image.Resampling.BICUBIC)
+    pixels = np.asarray(small, dtype=np.float32) / 255.0
+    dark = (pixels ** 2.2) * np.float32([0.35, 0.4, 0.6])
+    return Image.fromarray((dark * 255).round().astype(np.uint8))
+
+
+def test_lighterglue_matches_a_real_photo_to_its_darker_self_and_not_to_noise() -> None:
+    photo = Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB")
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (photo.height, photo.width, 3), np.uint8))
+    matcher = LocalFeatureMatcher()
+    query = matcher.extract(photo)
+    same_place = matcher.glue_inliers(query, matcher.extract(_night(photo)))
+    elsewhere = matcher.glue_inliers(query, matcher.extract(noise))
+    assert same_place >= 50, same_place
+    assert elsewhere <= 10, elsewhere
