@@ -192,8 +192,11 @@ class LocalFeatureMatcher:
         """LighterGlue's matches between the two photos' best `glue_keypoints`, then the same MAGSAC homography.
 
         LighterGlue places keypoints by the image's size, which the features do not keep: the extent of a
-        photo's keypoints stands in for it (XFeat finds them up to its edges)."""
+        photo's keypoints stands in for it (XFeat finds them up to its edges). The gallery photo's is read from
+        the keypoints an index serves (`gallery_side`), so a build's calibration, which holds them all, sees
+        the extent a served index will."""
         glue = self._glue_model()
+        gallery = self.config.gallery_side(gallery)
         k = self.config.glue_keypoints
         query_points, gallery_points = query.keypoints[:k], gallery.keypoints[:k]
         if len(query_points) < 8 or len(gallery_points) < 8:

@@ -107,7 +107,10 @@ def test_lighterglue_matches_a_real_photo_to_its_darker_self_and_not_to_noise() 
     noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (photo.height, photo.width, 3), np.uint8))
     matcher = LocalFeatureMatcher()
     query = matcher.extract(photo)
-    same_place = matcher.glue_inliers(query, matcher.extract(_night(photo)))
+    night = matcher.extract(_night(photo))
+    same_place = matcher.glue_inliers(query, night)
     elsewhere = matcher.glue_inliers(query, matcher.extract(noise))
     assert same_place >= 50, same_place
     assert elsewhere <= 10, elsewhere
+    # A served index keeps a photo's best gallery_top_k keypoints, a build all of them: the same count either way.
+    assert matcher.glue_inliers(query, matcher.config.gallery_side(night)) == same_place
