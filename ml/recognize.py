@@ -90,7 +90,8 @@ def gather_evidence(
     inliers = np.zeros(len(classes), dtype=np.float32)
     best_row: dict[int, int] = {}  # landmark column -> its verified row with the most inliers
     verified = [row for _, row in pairs[:shortlist]]
-    for row, count in zip(verified, _verify(matcher, local, [bundle.local[row] for row in verified], verify_pool)):
+    for row, count in zip(verified, _verify(matcher.inliers, local, [bundle.local[row] for row in verified],
+                                            verify_pool)):
         col = column[bundle.row_landmarks[row]]
         if col not in best_row or count > inliers[col]:
             inliers[col], best_row[col] = count, row
@@ -115,9 +116,7 @@ def _second_opinion(bundle: IndexBundle, matcher: Verifier, local: LocalFeatures
     leaders' pairs run side by side when given a pool (two pairs at 256 keypoints: ~68 -> ~49 ms here)."""
     leaders = sorted((col for col in best_row if inliers[col] > 0),
                      key=lambda col: (-inliers[col], -similarity[col]))[: matcher.glue_candidates]
-    gallery = [bundle.local[best_row[col]] for col in leaders]
-    counts = (pool.map(lambda features: matcher.glue_inliers(local, features), gallery) if pool is not None
-              else [matcher.glue_inliers(local, features) for features in gallery])
+    counts = _verify(matcher.glue_inliers, local, [bundle.local[best_row[col]] for col in leaders], pool)
     for col, count in zip(leaders, counts):
         inliers[col] = max(inliers[col], count)
 
@@ -136,17 +135,18 @@ def evidence_without_landmark(
     return np.delete(found.evidence, column, 0)
 
 
-def _verify(matcher: Verifier, local: LocalFeatures, gallery: list[LocalFeatures],
+def _verify(count: Callable[[LocalFeatures, LocalFeatures], int], local: LocalFeatures, gallery: list[LocalFeatures],
             pool: Executor | None) -> list[int]:
-    """Inliers of the query against each gallery photo, in order: two pairs at a time on one BLAS thread each
-    when given a pool, else one after the other. The counts are the same. With a pool, the dev set's queries,
+    """`count` (nearest-neighbour or LighterGlue inliers) of the query against each gallery photo, in order: two
+    pairs at a time on one BLAS thread each when given a pool, else one after the other. The counts are the
+    same. For the nearest-neighbour shortlist with a pool, the dev set's queries,
     measured back to back on this machine, went: search + verify p95 101 -> 73 ms, and the whole answer p50
     229 -> 167 ms, p95 254 -> 200 ms. The forward passes got faster too, since a two-thread BLAS left its
     threads spinning against torch's pool into the next photo (as the text encoder's comment found)."""
     if pool is None:
-        return [matcher.inliers(local, features) for features in gallery]
+        return [count(local, features) for features in gallery]
     with one_blas_thread():
-        return list(pool.map(lambda features: matcher.inliers(local, features), gallery))
+        return list(pool.map(lambda features: count(local, features), gallery))
 
 
 def _silence_single_photo_landmarks(bundle: IndexBundle, column: dict[str, int], head_log_proba: np.ndarray,
