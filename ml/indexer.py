@@ -18,7 +18,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +31,7 @@ from ml.index.embedding_cache import EmbeddingCache, PhotoEmbedding
 from ml.index.expansion import ExpansionConfig, augment_database
 from ml.index.vector_index import VectorIndex
 from ml.index.whitening import learn_whitening
-from ml.models.blas_threads import one_blas_thread
+from ml.models.blas_threads import one_blas_thread, one_torch_thread_each
 from ml.models.heads import out_of_fold_log_proba, train_linear_head
 from ml.models.image_embedder import ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
@@ -318,7 +317,7 @@ def _evidence_of(bundle: IndexBundle, matcher: LocalFeatureMatcher,
         return gather_evidence(bundle, verifier, query.vector, query.local, exclude_rows=query.exclude_rows,
                                head_log_proba=query.head_log_proba).evidence
 
-    pool = ThreadPoolExecutor(CALIBRATION_THREADS, thread_name_prefix="calibrate")
+    pool = one_torch_thread_each(CALIBRATION_THREADS, "calibrate")
     try:
         with one_blas_thread():
             yield from pool.map(gather, queries)

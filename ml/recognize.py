@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -19,7 +19,7 @@ from ml.fusion import landmark_evidence, probabilities
 from ml.index.bundle import IndexBundle
 from ml.index.embedding_cache import at_stored_precision
 from ml.index.expansion import expand_query
-from ml.models.blas_threads import one_blas_thread
+from ml.models.blas_threads import one_blas_thread, one_torch_thread_each
 from ml.models.heads import without_class
 from ml.models.image_embedder import Embedding, ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
@@ -170,10 +170,10 @@ def _silence_single_photo_landmarks(bundle: IndexBundle, column: dict[str, int],
 T = TypeVar("T")
 
 # The two forward passes are independent: the local features run beside the global descriptor, as each
-# alone leaves part of the two cores idle (photo → both, p50 ~130 → ~110 ms here). One thread per process:
+# alone leaves part of the two cores idle (photo → both, p50 ~130 → ~110 ms here). One pool per process:
 # a Recognizer is made at every index swap, and the worker answers one photo at a time.
-_LOCAL_FEATURES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-features")
-_VERIFY = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")  # the machine has two cores
+_FORWARD = one_torch_thread_each(2, "forward")
+_VERIFY = one_torch_thread_each(2, "verify")  # the machine has two cores
 
 
 def _timed(work: Callable[[Image.Image], T], image: Image.Image) -> tuple[T, float]:
@@ -185,8 +185,8 @@ def extract_features(embedder: ImageEmbedder, matcher: LocalFeatureMatcher,
                      image: Image.Image) -> tuple[Embedding, LocalFeatures, float, float]:
     """Both forward passes, side by side: (embedding, local features, embed ms, local-features ms), at the
     precision the embedding cache and the index keep them."""
-    local_job = _LOCAL_FEATURES.submit(_timed, matcher.extract, image)
-    embedding, embed_ms = _timed(embedder.embed_one, image)
+    local_job = _FORWARD.submit(_timed, matcher.extract, image)
+    embedding, embed_ms = _FORWARD.submit(_timed, embedder.embed_one, image).result()
     local, local_ms = local_job.result()
     embedding, local = at_stored_precision(embedding, local)
     return embedding, local, embed_ms, local_ms

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ml.models.batch_norm_folding import fold_batch_norms
 from ml.settings import MLSettings, Precision
 
 _WHEELS = {
@@ -137,7 +138,8 @@ class ImageEmbedder:
     def load(self) -> None:
         with self._lock:
             if self._model is None:
-                self._model = load_backbone(self.config.backbone).to(memory_format=torch.channels_last)
+                model = fold_batch_norms(load_backbone(self.config.backbone), 3)
+                self._model = model.to(memory_format=torch.channels_last)
 
     def preprocess(self, image: Image.Image, factor: float = 1.0) -> torch.Tensor:
         """Resize (bicubic) to the configured scale times `factor`; apply the TF-Lite normalisation the weights expect."""

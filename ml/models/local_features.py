@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ml.models.batch_norm_folding import fold_batch_norms
+
 
 @dataclass
 class LocalFeatures:
@@ -129,8 +131,10 @@ class LocalFeatureMatcher:
                     xfeat = XFeat(top_k=self.config.top_k)
                 xfeat.NMS = local_maxima  # the same keypoints, ~5x faster than the package's own
                 # Channels-last convolutions: a 1024 px photo's forward pass on one core 148 -> 113 ms. The
-                # keypoints agree to float rounding (their order among equal scores may differ).
-                xfeat.net = xfeat.net.to(memory_format=torch.channels_last)
+                # keypoints agree to float rounding (their order among equal scores may differ), and so they do
+                # with the batch norms folded into the convolutions.
+                net = fold_batch_norms(xfeat.net, 1)
+                xfeat.net = net.to(memory_format=torch.channels_last)
                 self._xfeat = xfeat
         if self.config.glue_candidates:
             self._glue_model()  # loaded with XFeat, so that the first photo does not wait for it

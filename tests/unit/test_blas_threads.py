@@ -9,10 +9,11 @@ import types
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import ml.models.blas_threads as blas_threads
-from ml.models.blas_threads import one_blas_thread
+from ml.models.blas_threads import one_blas_thread, one_torch_thread_each
 from ml.models.local_features import LocalFeatures
 from ml.recognize import gather_evidence
 from tests.unit.test_evidence import _bundle
@@ -82,3 +83,13 @@ def test_pairs_verified_side_by_side_count_as_one_after_the_other() -> None:
     assert one_by_one.inliers.tolist() == side_by_side.inliers.tolist()
     by_landmark = dict(zip(side_by_side.classes, side_by_side.inliers.tolist()))
     assert by_landmark == {"many": 30, "pair": 50, "single": 60}  # each landmark's best row: rows 0-2, 3-4, 5
+
+
+def test_a_one_torch_thread_pool_leaves_the_callers_count_alone() -> None:
+    before = torch.get_num_threads()
+    pool = one_torch_thread_each(2, "test")
+    try:
+        assert set(pool.map(lambda _: torch.get_num_threads(), range(8))) == {1}
+    finally:
+        pool.shutdown()
+    assert torch.get_num_threads() == before
