@@ -30,8 +30,7 @@ def fold_batch_norms(model: nn.Module, channels: int) -> nn.Module:
     model = model.eval()
     example = torch.rand(1, channels, 64, 64, generator=torch.Generator().manual_seed(0))
     folded = copy.deepcopy(model)
-    pairs = _fold_children(folded)
-    if not pairs:
+    if not _fold_children(folded):
         return model
     with torch.inference_mode():
         expected, got = _flat(model(example)), _flat(folded(example))
@@ -45,7 +44,7 @@ def _fold_children(module: nn.Module) -> int:
     """Folds every convolution → batch norm pair among each module's children, in place; how many."""
     count = 0
     children = list(module.named_children())
-    for (conv_name, conv), (bn_name, bn) in zip(children, children[1:]):
+    for (_, conv), (bn_name, bn) in zip(children, children[1:]):
         if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats:
             weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps,
                                                 bn.weight, bn.bias)

@@ -56,9 +56,12 @@ def one_torch_thread_each(workers: int, name: str) -> ThreadPoolExecutor:
     """A pool whose threads each run torch's operators on one thread.
 
     The parallelism of a photo's answer is ours: its two forward passes side by side, its pairs verified two at
-    a time. Each of them on torch's default two threads put four threads on two cores, and they preempted
-    each other (seen on an Ice Lake Xeon without bfloat16, where the forward passes set the pace: the
-    answer's mean 330-379 -> 307-385 ms in alternating runs, with every answer the same). torch keeps the
-    count per calling thread (OpenMP's), so a pool's setting leaves the callers' own threads as they were."""
+    a time. Each of them on torch's default two threads put four threads on two cores. On an Ice Lake Xeon
+    without bfloat16, in alternating runs over the dev queries, this alone moved the answer's mean within the
+    host's noise (379 -> 385 and 330 -> 307 ms), and with the batch norms folded 329 -> 319 and 311 -> 273 ms,
+    every answer the same. torch keeps the count per calling thread (OpenMP's), so a thread that already ran
+    torch keeps its own; but a thread that first runs torch after a pool has started takes the count torch was
+    last given, one: the torch work outside these pools (the heads' and the fusion's small fits, the text
+    encoder on a few words) then runs on one thread too."""
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name, initializer=torch.set_num_threads,
                               initargs=(1,))

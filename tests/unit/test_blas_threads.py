@@ -86,6 +86,7 @@ def test_pairs_verified_side_by_side_count_as_one_after_the_other() -> None:
 
 
 def test_a_one_torch_thread_pool_leaves_the_callers_count_alone() -> None:
+    """The caller here has run torch before the pool starts: a thread that has not takes one thread too."""
     before = torch.get_num_threads()
     pool = one_torch_thread_each(2, "test")
     try:
