@@ -12,6 +12,9 @@ The libraries are found on first use and again only after Python has imported mo
 the process's memory map, ~5 ms that every photo's verification paid when each span looked anew (as threadpoolctl's
 own `threadpool_limits` does). A module imported later can bring a BLAS of its own (scipy's, loaded by a text
 model or a report after the first photo was verified), and one found once would never limit it.
+
+torch's own operators keep their thread count per thread instead: `one_torch_thread_each` makes the pools
+whose threads run them on one thread each (the forward passes, verification, calibration).
 """
 
 from __future__ import annotations
