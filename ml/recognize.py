@@ -6,6 +6,8 @@ index time, so the fitted fusion weights describe exactly what runs in productio
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -184,9 +186,14 @@ def _timed(work: Callable[[Image.Image], T], image: Image.Image) -> tuple[T, flo
 def extract_features(embedder: ImageEmbedder, matcher: LocalFeatureMatcher,
                      image: Image.Image) -> tuple[Embedding, LocalFeatures, float, float]:
     """Both forward passes, side by side: (embedding, local features, embed ms, local-features ms), at the
-    precision the embedding cache and the index keep them."""
-    local_job = _FORWARD.submit(_timed, matcher.extract, image)
+    precision the embedding cache and the index keep them. The embedding finishes first and hands its core to
+    the local features' remaining layers: on an AMD EPYC with bfloat16, over the dev queries in alternating runs,
+    local features 112 / 116 -> 86 / 101 ms at the mean, the answer's p95 271 / 296 -> 223 / 252 ms, every
+    answer the same."""
+    embedded = threading.Event()
+    local_job = _FORWARD.submit(_timed, functools.partial(matcher.extract, spare_core=embedded), image)
     embedding, embed_ms = _FORWARD.submit(_timed, embedder.embed_one, image).result()
+    embedded.set()
     local, local_ms = local_job.result()
     embedding, local = at_stored_precision(embedding, local)
     return embedding, local, embed_ms, local_ms

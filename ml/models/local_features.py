@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ml.models.batch_norm_folding import fold_batch_norms
+from ml.models.blas_threads import widened_once_set
 
 
 @dataclass
@@ -140,9 +141,17 @@ class LocalFeatureMatcher:
             self._glue_model()  # loaded with XFeat, so that the first photo does not wait for it
 
     @torch.inference_mode()
-    def extract(self, image: Image.Image) -> LocalFeatures:
+    def extract(self, image: Image.Image, spare_core: threading.Event | None = None) -> LocalFeatures:
+        """`spare_core`, once set, lets the rest of the forward pass run on two threads (`widened_once_set`)."""
         if self._xfeat is None:
             self.load()
+        assert self._xfeat is not None
+        if spare_core is None:
+            return self._extract(image)
+        with widened_once_set(spare_core, self._xfeat.net, 2):
+            return self._extract(image)
+
+    def _extract(self, image: Image.Image) -> LocalFeatures:
         assert self._xfeat is not None
         gray = image.convert("L")
         scale = min(1.0, self.config.max_side / max(gray.size))

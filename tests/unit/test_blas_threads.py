@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import sys
+import threading
 import time
 import types
 from concurrent.futures import ThreadPoolExecutor
@@ -13,10 +14,11 @@ import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import ml.models.blas_threads as blas_threads
-from ml.models.blas_threads import one_blas_thread, one_torch_thread_each
-from ml.models.local_features import LocalFeatures
+from ml.models.blas_threads import one_blas_thread, one_torch_thread_each, widened_once_set
+from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
 from ml.recognize import gather_evidence
 from tests.unit.test_evidence import _bundle
+from tests.unit.test_inference_precision import _real_photo
 
 
 def _blas_threads() -> set[int]:
@@ -94,3 +96,63 @@ def test_a_one_torch_thread_pool_leaves_the_callers_count_alone() -> None:
     finally:
         pool.shutdown()
     assert torch.get_num_threads() == before
+
+
+class _ThreadProbe(torch.nn.Module):
+    def __init__(self, seen: list[int]) -> None:
+        super().__init__()
+        self.seen = seen
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(torch.get_num_threads())
+        return x
+
+
+class _FreedMidway(torch.nn.Module):
+    """Four layers; the core is freed (as the embedding finishing does) before the third starts."""
+
+    def __init__(self, free: threading.Event, seen: list[int]) -> None:
+        super().__init__()
+        self.free = free
+        self.layers = torch.nn.ModuleList(_ThreadProbe(seen) for _ in range(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            if i == 2:
+                self.free.set()
+            x = layer(x)
+        return x
+
+
+def test_a_network_takes_the_freed_core_from_its_next_layer_on_and_gives_it_back() -> None:
+    free, seen = threading.Event(), []
+    network = _FreedMidway(free, seen)
+
+    def run() -> int:
+        with widened_once_set(free, network, 2):
+            network(torch.zeros(1))
+        return torch.get_num_threads()
+
+    pool = one_torch_thread_each(1, "test")
+    try:
+        after = pool.submit(run).result()
+    finally:
+        pool.shutdown()
+    assert seen == [1, 1, 2, 2]
+    assert after == 1
+    assert not any(module._forward_pre_hooks for module in network.modules())  # nothing widens outside the span
+
+
+def test_xfeat_finds_the_same_keypoints_when_it_takes_the_second_core() -> None:
+    photo, matcher = _real_photo(), LocalFeatureMatcher()
+    pool = one_torch_thread_each(1, "test")
+    try:
+        alone = pool.submit(matcher.extract, photo).result()
+        free = threading.Event()
+        free.set()  # from the first layer on
+        widened = pool.submit(lambda: matcher.extract(photo, spare_core=free)).result()
+    finally:
+        pool.shutdown()
+    assert len(alone.keypoints) == len(widened.keypoints) > 1000
+    assert {tuple(p) for p in alone.keypoints.round(2)} == {tuple(p) for p in widened.keypoints.round(2)}
+    assert float(np.mean(np.all(alone.keypoints == widened.keypoints, axis=1))) > 0.95
