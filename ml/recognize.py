@@ -178,23 +178,29 @@ _FORWARD = one_torch_thread_each(2, "forward")
 _VERIFY = one_torch_thread_each(2, "verify")  # the machine has two cores
 
 
-def _timed(work: Callable[[Image.Image], T], image: Image.Image) -> tuple[T, float]:
+def _timed(work: Callable[[Image.Image], T], image: Image.Image, done: threading.Event) -> tuple[T, float]:
+    """`work(image)` and its milliseconds; `done` is set as it finishes, to hand its core to the other pass."""
     started = time.perf_counter()
-    return work(image), 1000 * (time.perf_counter() - started)
+    try:
+        return work(image), 1000 * (time.perf_counter() - started)
+    finally:
+        done.set()
 
 
 def extract_features(embedder: ImageEmbedder, matcher: LocalFeatureMatcher,
                      image: Image.Image) -> tuple[Embedding, LocalFeatures, float, float]:
     """Both forward passes, side by side: (embedding, local features, embed ms, local-features ms), at the
-    precision the embedding cache and the index keep them. The embedding finishes first and hands its core to
-    the local features' remaining layers: on an AMD EPYC with bfloat16, over the dev queries in alternating runs,
-    local features 112 / 116 -> 86 / 101 ms at the mean, the answer's p95 271 / 296 -> 223 / 252 ms, every
-    answer the same."""
-    embedded = threading.Event()
-    local_job = _FORWARD.submit(_timed, functools.partial(matcher.extract, spare_core=embedded), image)
-    embedding, embed_ms = _FORWARD.submit(_timed, embedder.embed_one, image).result()
-    embedded.set()
-    local, local_ms = local_job.result()
+    precision the embedding cache and the index keep them. The pass that finishes first hands its core to the
+    other's remaining layers; the embedding usually does, as XFeat's cost grows with the photo (up to 1024 px).
+    On an AMD EPYC with bfloat16, the dev queries' two passes together, each photo with and without it back to
+    back: 108 -> 91 ms at the mean, 158 -> 131 ms at p95 (handing over one way only, embedding to XFeat: 92 and
+    129); `landmarks eval` the same hour: the answer's p95 270 -> 224 and 249 ms, every answer the same."""
+    embedded, extracted = threading.Event(), threading.Event()
+    extract = functools.partial(matcher.extract, spare_core=embedded)
+    embed = functools.partial(embedder.embed_one, spare_core=extracted)
+    local_job = _FORWARD.submit(_timed, extract, image, extracted)
+    embed_job = _FORWARD.submit(_timed, embed, image, embedded)
+    (embedding, embed_ms), (local, local_ms) = embed_job.result(), local_job.result()
     embedding, local = at_stored_precision(embedding, local)
     return embedding, local, embed_ms, local_ms
 

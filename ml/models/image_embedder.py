@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ml.models.batch_norm_folding import fold_batch_norms
+from ml.models.blas_threads import widened_once_set
 from ml.settings import MLSettings, Precision
 
 _WHEELS = {
@@ -153,9 +154,17 @@ class ImageEmbedder:
         return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous(memory_format=torch.channels_last)
 
     @torch.inference_mode()
-    def embed_one(self, image: Image.Image) -> Embedding:
+    def embed_one(self, image: Image.Image, spare_core: threading.Event | None = None) -> Embedding:
+        """`spare_core`, once set, lets the rest of the pass run on two threads (`widened_once_set`)."""
         if self._model is None:
             self.load()
+        assert self._model is not None
+        if spare_core is None:
+            return self._embed(image)
+        with widened_once_set(spare_core, self._model, 2):
+            return self._embed(image)
+
+    def _embed(self, image: Image.Image) -> Embedding:
         assert self._model is not None
         features = self._features(self.preprocess(image))
         pooled = gem(features, self.config.gem_p)

@@ -11,12 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
+from PIL import Image
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import ml.models.blas_threads as blas_threads
 from ml.models.blas_threads import one_blas_thread, one_torch_thread_each, widened_once_set
+from ml.models.image_embedder import Embedding, ImageEmbedder
 from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
-from ml.recognize import gather_evidence
+from ml.recognize import extract_features, gather_evidence
 from tests.unit.test_evidence import _bundle
 from tests.unit.test_inference_precision import _real_photo
 
@@ -156,3 +158,39 @@ def test_xfeat_finds_the_same_keypoints_when_it_takes_the_second_core() -> None:
     assert len(alone.keypoints) == len(widened.keypoints) > 1000
     assert {tuple(p) for p in alone.keypoints.round(2)} == {tuple(p) for p in widened.keypoints.round(2)}
     assert float(np.mean(np.all(alone.keypoints == widened.keypoints, axis=1))) > 0.95
+
+
+def test_the_embedding_is_the_same_when_it_takes_the_second_core() -> None:
+    photo, embedder = _real_photo(), ImageEmbedder()
+    pool = one_torch_thread_each(1, "test")
+    try:
+        alone = pool.submit(embedder.embed_one, photo).result()
+        free = threading.Event()
+        free.set()
+        widened = pool.submit(lambda: embedder.embed_one(photo, spare_core=free)).result()
+    finally:
+        pool.shutdown()
+    assert float(alone.vector @ widened.vector) > 0.9999
+    assert int(alone.imagenet_logits.argmax()) == int(widened.imagenet_logits.argmax())
+
+
+class _QuickEmbedder:
+    def embed_one(self, image: object, spare_core: threading.Event) -> Embedding:
+        return Embedding(np.ones(4, np.float32) / 2, np.zeros(1000, np.float32))
+
+
+class _SlowMatcher:
+    """Waits for the core the embedding frees: a photo's features only arrive once it has been handed over."""
+
+    def __init__(self) -> None:
+        self.handed_over = False
+
+    def extract(self, image: object, spare_core: threading.Event) -> LocalFeatures:
+        self.handed_over = spare_core.wait(timeout=10)
+        return LocalFeatures(np.zeros((8, 2), np.float32), np.zeros((8, 64), np.float32))
+
+
+def test_the_pass_that_finishes_first_hands_its_core_to_the_other() -> None:
+    matcher = _SlowMatcher()
+    extract_features(_QuickEmbedder(), matcher, Image.new("RGB", (32, 32)))  # type: ignore[arg-type]
+    assert matcher.handed_over
