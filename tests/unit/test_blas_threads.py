@@ -1,4 +1,5 @@
-"""The shared one-BLAS-thread span: overlapping users never undo each other's limit, the last one out restores."""
+"""The shared one-BLAS-thread span (overlapping users never undo each other's limit, the last one out restores),
+the one-torch-thread pools, and the hand-over of a core from the forward pass that finishes first."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import sys
 import threading
 import time
 import types
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -21,6 +24,8 @@ from ml.models.local_features import LocalFeatureMatcher, LocalFeatures
 from ml.recognize import extract_features, gather_evidence
 from tests.unit.test_evidence import _bundle
 from tests.unit.test_inference_precision import _real_photo
+
+T = TypeVar("T")
 
 
 def _blas_threads() -> set[int]:
@@ -145,31 +150,26 @@ def test_a_network_takes_the_freed_core_from_its_next_layer_on_and_gives_it_back
     assert not any(module._forward_pre_hooks for module in network.modules())  # nothing widens outside the span
 
 
-def test_xfeat_finds_the_same_keypoints_when_it_takes_the_second_core() -> None:
-    photo, matcher = _real_photo(), LocalFeatureMatcher()
+def _alone_and_widened(forward: Callable[..., T]) -> tuple[T, T]:
+    """`forward` on a real photo in a one-torch-thread pool: on its own thread, then on two from the first layer."""
+    photo, free = _real_photo(), threading.Event()
+    free.set()
     pool = one_torch_thread_each(1, "test")
     try:
-        alone = pool.submit(matcher.extract, photo).result()
-        free = threading.Event()
-        free.set()  # from the first layer on
-        widened = pool.submit(lambda: matcher.extract(photo, spare_core=free)).result()
+        return pool.submit(forward, photo).result(), pool.submit(forward, photo, spare_core=free).result()
     finally:
         pool.shutdown()
+
+
+def test_xfeat_finds_the_same_keypoints_when_it_takes_the_second_core() -> None:
+    alone, widened = _alone_and_widened(LocalFeatureMatcher().extract)
     assert len(alone.keypoints) == len(widened.keypoints) > 1000
     assert {tuple(p) for p in alone.keypoints.round(2)} == {tuple(p) for p in widened.keypoints.round(2)}
     assert float(np.mean(np.all(alone.keypoints == widened.keypoints, axis=1))) > 0.95
 
 
 def test_the_embedding_is_the_same_when_it_takes_the_second_core() -> None:
-    photo, embedder = _real_photo(), ImageEmbedder()
-    pool = one_torch_thread_each(1, "test")
-    try:
-        alone = pool.submit(embedder.embed_one, photo).result()
-        free = threading.Event()
-        free.set()
-        widened = pool.submit(lambda: embedder.embed_one(photo, spare_core=free)).result()
-    finally:
-        pool.shutdown()
+    alone, widened = _alone_and_widened(ImageEmbedder().embed_one)
     assert float(alone.vector @ widened.vector) > 0.9999
     assert int(alone.imagenet_logits.argmax()) == int(widened.imagenet_logits.argmax())
 
