@@ -99,7 +99,7 @@ def write_report(folder: Path, dataset: Path, metrics: dict, outcomes: list[dict
     rejection = [p["distractor_rejection"] for p in curve]
     right.plot(false_rejection, rejection)
     right.scatter([metrics["false_rejection"]], [metrics["distractor_rejection"]], color="red", zorder=3,
-                  label=f"chosen on the gallery (t={threshold:.2f})" if threshold is not None else "chosen")
+                  label=f"chosen on the gallery (t={threshold:.3g})" if threshold is not None else "chosen")
     right.set(xlabel="landmark queries rejected", ylabel="distractors rejected", title="open set", xlim=(0, 1),
               ylim=(0, 1.02))
     right.legend(loc="lower right")
