@@ -72,14 +72,18 @@ def one_torch_thread_each(workers: int, name: str) -> ThreadPoolExecutor:
 
 
 @contextmanager
-def widened_once_set(free: threading.Event, network: torch.nn.Module, threads: int) -> Iterator[None]:
-    """`network`'s layers run on `threads` torch threads from the first one to start after `free` is set.
+def widened_once_set(free: threading.Event | None, network: torch.nn.Module, threads: int = 2) -> Iterator[None]:
+    """`network`'s layers run on `threads` torch threads from the first one to start after `free` is set
+    (with no `free`, on the caller's count throughout).
 
     A photo's two forward passes run side by side on one thread each, and one finishes well before the other
     (EfficientNet-Lite0 ~59 ms, XFeat at 1024 px ~112 ms on one core of an AMD EPYC with bfloat16): for the rest
     of the slower pass the other core sat idle. Convolutions scale with threads (XFeat's ~112 -> ~58 ms on two),
     so taking that core for the remaining layers shortens the slower pass. The count is checked as each layer
     starts, on the calling thread (torch keeps it per thread), and put back to the caller's own on leaving."""
+    if free is None:
+        yield
+        return
     own = torch.get_num_threads()
 
     def widen(_module: torch.nn.Module, _inputs: object) -> None:

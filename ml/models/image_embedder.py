@@ -159,20 +159,14 @@ class ImageEmbedder:
         if self._model is None:
             self.load()
         assert self._model is not None
-        if spare_core is None:
-            return self._embed(image)
-        with widened_once_set(spare_core, self._model, 2):
-            return self._embed(image)
-
-    def _embed(self, image: Image.Image) -> Embedding:
-        assert self._model is not None
-        features = self._features(self.preprocess(image))
-        pooled = gem(features, self.config.gem_p)
-        for factor in self.config.scales:
-            if factor != 1.0:
-                pooled = pooled + gem(self._features(self.preprocess(image, factor)), self.config.gem_p)
-        vector = F.normalize(pooled, dim=-1)[0]
-        logits = self._model.forward_head(features)[0]
+        with widened_once_set(spare_core, self._model):
+            features = self._features(self.preprocess(image))
+            pooled = gem(features, self.config.gem_p)
+            for factor in self.config.scales:
+                if factor != 1.0:
+                    pooled = pooled + gem(self._features(self.preprocess(image, factor)), self.config.gem_p)
+            vector = F.normalize(pooled, dim=-1)[0]
+            logits = self._model.forward_head(features)[0]
         return Embedding(vector.numpy().astype(np.float32), logits.numpy().astype(np.float32))
 
     def _features(self, batch: torch.Tensor) -> torch.Tensor:

@@ -146,20 +146,14 @@ class LocalFeatureMatcher:
         if self._xfeat is None:
             self.load()
         assert self._xfeat is not None
-        if spare_core is None:
-            return self._extract(image)
-        with widened_once_set(spare_core, self._xfeat.net, 2):
-            return self._extract(image)
-
-    def _extract(self, image: Image.Image) -> LocalFeatures:
-        assert self._xfeat is not None
         gray = image.convert("L")
         scale = min(1.0, self.config.max_side / max(gray.size))
         if scale < 1.0:
             gray = gray.resize((round(gray.width * scale), round(gray.height * scale)), Image.Resampling.BILINEAR)
         tensor = torch.from_numpy(np.asarray(gray, dtype=np.float32) / 255.0)[None, None]
         tensor = tensor.contiguous(memory_format=torch.channels_last)
-        out = self._xfeat.detectAndCompute(tensor, top_k=self.config.top_k)[0]
+        with widened_once_set(spare_core, self._xfeat.net):
+            out = self._xfeat.detectAndCompute(tensor, top_k=self.config.top_k)[0]
         return LocalFeatures(
             out["keypoints"].numpy().astype(np.float32),
             out["descriptors"].numpy().astype(np.float32),
